@@ -1,0 +1,259 @@
+//! kubesim: a Kubernetes API simulator for govcloud's tests.
+//!
+//! No kube-apiserver can run on the machines govcloud is built and tested on, so this crate
+//! serves the Kubernetes API over plain HTTP on loopback, with the wire protocol real clients
+//! (kube-rs, kubectl, helm) use as they are: discovery, get/list/watch with resourceVersions,
+//! label and field selectors, pagination, create/replace/patch (JSON, merge, strategic merge)
+//! and server-side apply with managedFields, the status subresource, deletion with finalizers,
+//! namespace termination, garbage collection through ownerReferences, custom resources from
+//! CustomResourceDefinitions, the TokenRequest API, LimitRange defaults and ResourceQuota
+//! admission and usage.
+//!
+//! # Where it deliberately differs from Kubernetes
+//! - No authentication and no authorization: every request is allowed; RBAC objects are stored,
+//!   never evaluated. TokenRequest tokens are well-formed JWTs that are not signed.
+//! - No admission webhooks and no schema validation or pruning of custom resources; built-in
+//!   kinds get only the validation listed below (names, labels, quota, limit ranges).
+//! - No kubelet, scheduler or workload controllers: pods stay `Pending` until a test writes their
+//!   status; Deployments make no ReplicaSets or Pods. Deletion is immediate (no grace period).
+//! - Controllers whose effects clients see (namespace finalization, garbage collection, quota
+//!   usage, CRD `Established`, the `default` ServiceAccount of a namespace) act synchronously,
+//!   inside the request that causes them, where Kubernetes acts within moments.
+//! - Server-side apply treats lists as atomic (Kubernetes merges lists keyed by merge keys item
+//!   by item); strategic merge patch knows the merge keys of the common built-in lists only.
+//! - A continued list (`continue=`) reads the current state, not a snapshot at the first page's
+//!   resourceVersion. Every object of a custom resource is stored once and served in any served
+//!   version unchanged (conversion strategy `None`).
+//! - Tables (`kubectl get`) have Name, a custom resource's printer columns, and Age only.
+//! - Answers in JSON only. Protobuf request bodies are read for the kinds typed clients write
+//!   (see [`protobuf`]); other protobuf kinds and CBOR get 415; OpenAPI v3 documents carry operations, not schemas.
+
+pub mod admission;
+pub mod discovery;
+pub mod error;
+pub mod managed;
+pub mod patch;
+pub mod protobuf;
+pub mod quantity;
+pub mod resources;
+pub mod selector;
+pub mod server;
+pub mod store;
+pub mod table;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::server::Shared;
+use crate::store::{Store, WriteCtx};
+
+/// A node the simulated cluster reports, with its allocatable capacity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub cpu: String,
+    pub memory: String,
+    pub pods: u32,
+}
+
+/// How a simulated cluster starts.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Nodes to create at start.
+    pub nodes: Vec<Node>,
+    /// How many events watches can replay; a watch from an older resourceVersion gets 410 Gone.
+    pub history_limit: usize,
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            nodes: (1..=3)
+                .map(|i| Node {
+                    name: format!("kubesim-node-{i}"),
+                    cpu: "16".into(),
+                    memory: "64Gi".into(),
+                    pods: 110,
+                })
+                .collect(),
+            history_limit: 100_000,
+            bookmark_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot seed the simulated cluster: {0}")]
+    Seed(#[from] error::ApiError),
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct KubeSim {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl KubeSim {
+    /// Starts a simulator with the default cluster on a free loopback port.
+    pub async fn start() -> Result<Self, StartError> {
+        Self::start_with(Config::default(), SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    pub async fn start_with(config: Config, addr: SocketAddr) -> Result<Self, StartError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let mut store = Store::new(config.history_limit);
+        seed(&mut store, &config)?;
+        let (epoch, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            store: Mutex::new(store),
+            watch_epoch: epoch,
+            bookmark_interval: config.bookmark_interval,
+            server_address: addr.to_string(),
+        });
+        let app = axum::Router::new()
+            .fallback(server::handle)
+            .with_state(shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "kubesim server stopped");
+            }
+        });
+        tracing::info!(%addr, "kubesim listening");
+        Ok(Self {
+            addr,
+            shared,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A real `kube::Client` talking HTTP to this simulator.
+    pub fn client(&self) -> Result<kube::Client, kube::Error> {
+        let uri: http::Uri = self
+            .url()
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| kube::Error::Service(Box::new(e)))?;
+        kube::Client::try_from(kube::Config::new(uri))
+    }
+
+    /// A kubeconfig that kubectl, helm and kube-rs use as it is.
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig_yaml(&self.url())
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig())
+    }
+
+    /// Forgets the watch history: watches resuming from any earlier resourceVersion get 410 Gone.
+    pub fn compact(&self) {
+        self.shared.store().compact();
+    }
+
+    /// Ends every open watch, as an API server restart does; clients re-watch from where they were.
+    pub fn end_watches(&self) {
+        self.shared.watch_epoch.send_modify(|e| *e += 1);
+    }
+
+    /// The current resourceVersion of the cluster.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store().resource_version()
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn shutdown(mut self) {
+        self.end_watches();
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for KubeSim {
+    fn drop(&mut self) {
+        self.shared.watch_epoch.send_modify(|e| *e += 1);
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn kubeconfig_yaml(server: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {server}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user:\n    token: kubesim\n"
+    )
+}
+
+fn seed(store: &mut Store, config: &Config) -> Result<(), error::ApiError> {
+    let ctx = WriteCtx {
+        manager: "kubesim".into(),
+        ..WriteCtx::default()
+    };
+    let find = |store: &Store, g: &str, p: &str| {
+        store
+            .registry
+            .find(g, "v1", p)
+            .cloned()
+            .ok_or_else(|| error::ApiError::internal(format!("{p} not registered")))
+    };
+    let ns = find(store, "", "namespaces")?;
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        store.create(&ns, "", json!({"metadata": {"name": name}}), &ctx)?;
+    }
+    let nodes = find(store, "", "nodes")?;
+    for n in &config.nodes {
+        let resources = json!({"cpu": n.cpu, "memory": n.memory, "pods": n.pods.to_string(), "ephemeral-storage": "100Gi"});
+        store.create(&nodes, "", json!({
+            "metadata": {"name": n.name, "labels": {"kubernetes.io/hostname": n.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}},
+            "spec": {},
+            "status": {
+                "capacity": resources, "allocatable": resources,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+                "nodeInfo": {"kubeletVersion": "v1.35.0", "operatingSystem": "linux", "architecture": "amd64"}
+            }
+        }), &ctx)?;
+    }
+    let sc = find(store, "storage.k8s.io", "storageclasses")?;
+    store.create(&sc, "", json!({
+        "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "kubesim.local/none", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"
+    }), &ctx)?;
+    Ok(())
+}

@@ -1,0 +1,693 @@
+//! The HTTP side: parses Kubernetes API paths and query parameters, calls the store, and writes
+//! objects, lists, tables, `Status` errors and watch streams as the API server does.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+
+use crate::discovery;
+use crate::error::{ApiError, ApiResult};
+use crate::protobuf;
+use crate::resources::ResourceType;
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::store::{DeleteOpts, Event, EventType, Part, PatchKind, Propagation, Store, WriteCtx};
+use crate::table;
+
+/// State shared by every request.
+pub struct Shared {
+    pub store: Mutex<Store>,
+    /// Bumped to end every open watch (a restart of the API server, as clients see it).
+    pub watch_epoch: watch::Sender<u64>,
+    pub bookmark_interval: Duration,
+    pub server_address: String,
+}
+
+impl Shared {
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock would be a simulator bug; keep serving what is there.
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn json_response(code: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(code, &e.to_status())
+}
+
+/// What a resource path names.
+struct Target {
+    rt: ResourceType,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+}
+
+fn parse_target(store: &Store, segments: &[&str]) -> ApiResult<Target> {
+    let (group, version, rest) = match segments {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(ApiError::not_found("", "", "")),
+    };
+    let find = |plural: &str| {
+        store
+            .registry
+            .find(group, version, plural)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found_path(&segments.join("/")))
+    };
+    let owned = |s: &&str| Some(s.to_string());
+    match rest {
+        ["namespaces", ns, plural, tail @ ..]
+            if !(tail.is_empty() && matches!(*plural, "status" | "finalize")) =>
+        {
+            let rt = find(plural)?;
+            if !rt.namespaced {
+                return Err(ApiError::not_found_path(&segments.join("/")));
+            }
+            let (name, sub) = match tail {
+                [] => (None, None),
+                [n] => (owned(n), None),
+                [n, s] => (owned(n), owned(s)),
+                _ => return Err(ApiError::not_found_path(&segments.join("/"))),
+            };
+            Ok(Target {
+                rt,
+                namespace: Some(ns.to_string()),
+                name,
+                sub,
+            })
+        }
+        [plural, tail @ ..] => {
+            let rt = find(plural)?;
+            let (name, sub) = match tail {
+                [] => (None, None),
+                [n] => (owned(n), None),
+                [n, s] => (owned(n), owned(s)),
+                _ => return Err(ApiError::not_found_path(&segments.join("/"))),
+            };
+            if rt.namespaced && name.is_some() {
+                return Err(ApiError::not_found_path(&segments.join("/")));
+            }
+            Ok(Target {
+                rt,
+                namespace: None,
+                name,
+                sub,
+            })
+        }
+        [] => Err(ApiError::not_found_path(&segments.join("/"))),
+    }
+}
+
+impl ApiError {
+    fn not_found_path(path: &str) -> Self {
+        let mut e = ApiError::not_found("", "", "");
+        e.message = format!("the server could not find the requested resource ({path})");
+        e.details = None;
+        e
+    }
+}
+
+fn parse_query(uri: &Uri) -> HashMap<String, String> {
+    uri.query()
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn flag(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key).is_some_and(|v| v == "true" || v == "1")
+}
+
+/// The field manager of a write: `fieldManager=`, else the user agent's program name, as the API server derives it.
+fn manager_of(q: &HashMap<String, String>, headers: &HeaderMap) -> String {
+    if let Some(m) = q.get("fieldManager").filter(|m| !m.is_empty()) {
+        return m.clone();
+    }
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown");
+    let program = ua.split('/').next().unwrap_or("unknown");
+    program.chars().take(128).collect()
+}
+
+fn write_ctx(q: &HashMap<String, String>, headers: &HeaderMap) -> WriteCtx {
+    WriteCtx {
+        manager: manager_of(q, headers),
+        dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
+        force: flag(q, "force"),
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+    let ct = content_type(headers);
+    match ct.as_str() {
+        "application/json" | "" | "*/*" => serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}"))),
+        "application/vnd.kubernetes.protobuf" => protobuf::decode(body),
+        "application/yaml" | "application/apply-patch+yaml" | "text/yaml" => {
+            serde_yaml::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+        }
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
+}
+
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split(',').next())
+        .is_some_and(|first| first.contains("as=Table"))
+}
+
+/// Writes an object in the version the client asked for (custom resources are stored once,
+/// whatever version wrote them: conversion strategy `None`).
+fn present(rt: &ResourceType, obj: &Value) -> Value {
+    if obj.get("apiVersion").and_then(Value::as_str) == Some(rt.api_version().as_str()) {
+        return obj.clone();
+    }
+    let mut o = obj.clone();
+    o["apiVersion"] = json!(rt.api_version());
+    o
+}
+
+pub async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_end_matches('/').to_string();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let q = parse_query(&uri);
+    tracing::debug!(%method, %uri, "request");
+    match (method.clone(), segments.as_slice()) {
+        (Method::GET, ["version"]) => return json_response(StatusCode::OK, &discovery::version()),
+        (Method::GET, ["healthz" | "readyz" | "livez"]) => {
+            return (StatusCode::OK, "ok").into_response();
+        }
+        (Method::GET, ["api"]) => {
+            return json_response(
+                StatusCode::OK,
+                &discovery::api_versions(&shared.server_address),
+            );
+        }
+        (Method::GET, ["apis"]) => {
+            return json_response(
+                StatusCode::OK,
+                &discovery::group_list(&shared.store().registry),
+            );
+        }
+        (Method::GET, ["openapi", "v3"]) => {
+            return json_response(
+                StatusCode::OK,
+                &discovery::openapi_index(&shared.store().registry),
+            );
+        }
+        (Method::GET, ["openapi", "v3", rest @ ..]) => {
+            let (g, v) = match rest {
+                ["api", v] => ("", *v),
+                ["apis", g, v] => (*g, *v),
+                _ => ("-", "-"),
+            };
+            return match discovery::openapi_group_version(&shared.store().registry, g, v) {
+                Some(doc) => json_response(StatusCode::OK, &doc),
+                None => error_response(&ApiError::not_found_path(&path)),
+            };
+        }
+        (Method::GET, ["api", v]) => {
+            return match discovery::resource_list(&shared.store().registry, "", v) {
+                Some(doc) => json_response(StatusCode::OK, &doc),
+                None => error_response(&ApiError::not_found_path(&path)),
+            };
+        }
+        (Method::GET, ["apis", g]) => {
+            return match discovery::group(&shared.store().registry, g) {
+                Some(doc) => json_response(StatusCode::OK, &doc),
+                None => error_response(&ApiError::not_found_path(&path)),
+            };
+        }
+        (Method::GET, ["apis", g, v]) => {
+            return match discovery::resource_list(&shared.store().registry, g, v) {
+                Some(doc) => json_response(StatusCode::OK, &doc),
+                None => error_response(&ApiError::not_found_path(&path)),
+            };
+        }
+        _ => {}
+    }
+    let target = match parse_target(&shared.store(), &segments) {
+        Ok(t) => t,
+        Err(e) => return error_response(&e),
+    };
+    let result = route(&shared, &method, target, &q, &headers, &body).await;
+    match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::debug!(code = e.code, reason = e.reason, message = %e.message, "request refused");
+            error_response(&e)
+        }
+    }
+}
+
+async fn route(
+    shared: &Arc<Shared>,
+    method: &Method,
+    t: Target,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let rt = t.rt.clone();
+    let ns = t.namespace.clone().unwrap_or_default();
+    let part = match t.sub.as_deref() {
+        None => Part::Main,
+        Some("status") if rt.status_subresource => Part::Status,
+        Some("token") if rt.is("", "serviceaccounts") => Part::Main,
+        Some("finalize") if rt.is("", "namespaces") => Part::Main,
+        Some(s) => return Err(ApiError::not_found_path(&format!("{}/{s}", rt.plural))),
+    };
+    let ctx = write_ctx(q, headers);
+    match (method, t.name.as_deref()) {
+        (&Method::GET, None) if flag(q, "watch") => {
+            watch(shared.clone(), rt, t.namespace, q, headers).await
+        }
+        (&Method::GET, None) => {
+            let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+            let fields = FieldSelector::parse(
+                q.get("fieldSelector").map_or("", String::as_str),
+                &rt.field_selectors,
+            )?;
+            let limit = q
+                .get("limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .filter(|l| *l > 0);
+            let page = shared.store().list(
+                &rt,
+                t.namespace.as_deref(),
+                &labels,
+                &fields,
+                limit,
+                q.get("continue")
+                    .map(String::as_str)
+                    .filter(|c| !c.is_empty()),
+            )?;
+            let mut meta = json!({"resourceVersion": page.resource_version.to_string()});
+            if let Some(c) = page.continue_token {
+                meta["continue"] = json!(c);
+            }
+            if let Some(r) = page.remaining {
+                meta["remainingItemCount"] = json!(r);
+            }
+            if wants_table(headers) {
+                let objs: Vec<Value> = page.items.iter().map(|o| present(&rt, o)).collect();
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table::table(&rt, &objs, meta, q.get("includeObject").map(String::as_str)),
+                ));
+            }
+            let items: Vec<Value> = page.items.iter().map(|o| present(&rt, o)).collect();
+            Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": items
+                }),
+            ))
+        }
+        (&Method::GET, Some(name)) => {
+            let obj = shared.store().get(&rt, &ns, name)?;
+            if wants_table(headers) {
+                let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or_default()});
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &table::table(
+                        &rt,
+                        &[present(&rt, &obj)],
+                        meta,
+                        q.get("includeObject").map(String::as_str),
+                    ),
+                ));
+            }
+            Ok(json_response(StatusCode::OK, &present(&rt, &obj)))
+        }
+        (&Method::POST, None) => {
+            let obj = decode_body(headers, body)?;
+            let created = shared.store().create(&rt, &ns, obj, &ctx)?;
+            Ok(json_response(StatusCode::CREATED, &created))
+        }
+        (&Method::POST, Some(name)) if t.sub.as_deref() == Some("token") => {
+            let req = decode_body(headers, body)?;
+            let token = shared.store().token_request(&ns, name, &req)?;
+            Ok(json_response(StatusCode::CREATED, &token))
+        }
+        (&Method::PUT, Some(name)) if t.sub.as_deref() == Some("finalize") => {
+            let obj = decode_body(headers, body)?;
+            let mut store = shared.store();
+            let mut live = (*store.get(&rt, "", name)?).clone();
+            live["spec"]["finalizers"] = obj
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
+            if let Some(rv) = obj.pointer("/metadata/resourceVersion") {
+                live["metadata"]["resourceVersion"] = rv.clone();
+            }
+            let updated = store.update(&rt, "", name, live, &ctx, Part::Main)?;
+            Ok(json_response(StatusCode::OK, &updated))
+        }
+        (&Method::PUT, Some(name)) => {
+            let obj = decode_body(headers, body)?;
+            let updated = shared.store().update(&rt, &ns, name, obj, &ctx, part)?;
+            Ok(json_response(StatusCode::OK, &present(&rt, &updated)))
+        }
+        (&Method::PATCH, Some(name)) => {
+            let kind = match content_type(headers).as_str() {
+                "application/json-patch+json" => PatchKind::Json,
+                "application/merge-patch+json" => PatchKind::Merge,
+                "application/strategic-merge-patch+json" => PatchKind::Strategic,
+                "application/apply-patch+yaml" | "application/apply-patch+json" => PatchKind::Apply,
+                other => return Err(ApiError::unsupported_media_type(other)),
+            };
+            let mut store = shared.store();
+            if kind == PatchKind::Apply {
+                let config = decode_body(headers, body).or_else(|_| {
+                    serde_yaml::from_slice(body)
+                        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
+                })?;
+                let existed = store.get(&rt, &ns, name).is_ok();
+                let out = store.apply(&rt, &ns, name, config, &ctx, part)?;
+                let code = if existed {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                };
+                return Ok(json_response(code, &present(&rt, &out)));
+            }
+            let out = store.patch(&rt, &ns, name, kind, body, &ctx, part)?;
+            Ok(json_response(StatusCode::OK, &present(&rt, &out)))
+        }
+        (&Method::DELETE, name) => {
+            let opts_body: Value = if body.is_empty() {
+                json!({})
+            } else {
+                decode_body(headers, body)?
+            };
+            let policy = q
+                .get("propagationPolicy")
+                .map(String::as_str)
+                .or_else(|| opts_body["propagationPolicy"].as_str())
+                .map(str::to_string)
+                .or_else(|| {
+                    match opts_body["orphanDependents"]
+                        .as_bool()
+                        .or_else(|| q.get("orphanDependents").map(|v| v == "true"))
+                    {
+                        Some(true) => Some("Orphan".into()),
+                        _ => None,
+                    }
+                });
+            let propagation = match policy.as_deref() {
+                Some("Foreground") => Propagation::Foreground,
+                Some("Orphan") => Propagation::Orphan,
+                Some("Background") | None => Propagation::Background,
+                Some(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown propagationPolicy {other:?}"
+                    )));
+                }
+            };
+            let opts = DeleteOpts {
+                propagation,
+                precondition_uid: opts_body
+                    .pointer("/preconditions/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                precondition_rv: opts_body
+                    .pointer("/preconditions/resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            };
+            let mut store = shared.store();
+            match name {
+                Some(name) => {
+                    let out = store.delete(&rt, &ns, name, &opts, &ctx)?;
+                    Ok(json_response(StatusCode::OK, &present(&rt, &out)))
+                }
+                None => {
+                    let labels =
+                        LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+                    let fields = FieldSelector::parse(
+                        q.get("fieldSelector").map_or("", String::as_str),
+                        &rt.field_selectors,
+                    )?;
+                    let items = store.delete_collection(
+                        &rt,
+                        t.namespace.as_deref(),
+                        &labels,
+                        &fields,
+                        &opts,
+                        &ctx,
+                    )?;
+                    Ok(json_response(
+                        StatusCode::OK,
+                        &json!({
+                            "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+                            "metadata": {"resourceVersion": store.resource_version().to_string()}, "items": items
+                        }),
+                    ))
+                }
+            }
+        }
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method})"
+        ))),
+    }
+}
+
+/// How a change shows to a watch with a selector: objects leaving the selection are DELETED to
+/// it and objects entering it are ADDED.
+fn visible(e: &Event, labels: &LabelSelector, fields: &FieldSelector) -> Option<EventType> {
+    let now = labels.matches(&e.object) && fields.matches(&e.object);
+    let before = e
+        .previous
+        .as_ref()
+        .is_some_and(|p| labels.matches(p) && fields.matches(p));
+    match e.kind {
+        EventType::Added => now.then_some(EventType::Added),
+        EventType::Deleted => now.then_some(EventType::Deleted),
+        EventType::Modified => match (before, now) {
+            (true, true) => Some(EventType::Modified),
+            (false, true) => Some(EventType::Added),
+            (true, false) => Some(EventType::Deleted),
+            (false, false) => None,
+        },
+    }
+}
+
+fn frame(kind: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+async fn watch(
+    shared: Arc<Shared>,
+    rt: ResourceType,
+    ns: Option<String>,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+    let fields = FieldSelector::parse(
+        q.get("fieldSelector").map_or("", String::as_str),
+        &rt.field_selectors,
+    )?;
+    let bookmarks = flag(q, "allowWatchBookmarks");
+    let send_initial = flag(q, "sendInitialEvents");
+    let as_table = wants_table(headers);
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(1800);
+    let rv_param = q.get("resourceVersion").map(String::as_str).unwrap_or("");
+    let from: Option<u64> = match rv_param {
+        "" | "0" => None,
+        v => Some(
+            v.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {v}")))?,
+        ),
+    };
+    let mut epoch = shared.watch_epoch.subscribe();
+    let (initial, start_rv, history, mut rx) = {
+        let store = shared.store();
+        let synthetic = from.is_none() || send_initial;
+        let initial = if synthetic {
+            store
+                .list(&rt, ns.as_deref(), &labels, &fields, None, None)?
+                .items
+        } else {
+            Vec::new()
+        };
+        let start_rv = store.resource_version();
+        let (history, rx) = match store.watch(if synthetic { None } else { from }) {
+            Ok(v) => v,
+            Err(e) => {
+                // As the API server's watch cache does: a 200 with one ERROR event.
+                let body = frame("ERROR", &e.to_status());
+                return Ok(Response::builder()
+                    .status(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body))
+                    .unwrap_or_default());
+            }
+        };
+        (initial, start_rv, history, rx)
+    };
+    let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(256);
+    let interval = shared.bookmark_interval;
+    let key = rt.key();
+    tokio::spawn(async move {
+        let wrap = |kind: &str, obj: &Value| -> Bytes {
+            let obj = present(&rt, obj);
+            if as_table {
+                frame(
+                    kind,
+                    &table::table(
+                        &rt,
+                        std::slice::from_ref(&obj),
+                        json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or_default()}),
+                        None,
+                    ),
+                )
+            } else {
+                frame(kind, &obj)
+            }
+        };
+        let bookmark = |rv: u64, initial_end: bool| -> Bytes {
+            let mut meta = json!({"resourceVersion": rv.to_string()});
+            if initial_end {
+                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            frame(
+                "BOOKMARK",
+                &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta}),
+            )
+        };
+        for obj in &initial {
+            if tx.send(Ok(wrap("ADDED", obj))).await.is_err() {
+                return;
+            }
+        }
+        if send_initial && bookmarks && tx.send(Ok(bookmark(start_rv, true))).await.is_err() {
+            return;
+        }
+        let mut last_rv = start_rv;
+        let in_scope = |e: &Event| e.key == key && ns.as_ref().is_none_or(|n| *n == e.namespace);
+        for e in &history {
+            last_rv = last_rv.max(e.rv);
+            if !in_scope(e) {
+                continue;
+            }
+            if let Some(kind) = visible(e, &labels, &fields) {
+                if tx.send(Ok(wrap(kind.as_str(), &e.object))).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+        tokio::pin!(deadline);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.tick().await;
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = epoch.changed() => return,
+                _ = tx.closed() => return,
+                _ = ticker.tick(), if bookmarks => {
+                    if tx.send(Ok(bookmark(last_rv, false))).await.is_err() {
+                        return;
+                    }
+                }
+                msg = rx.recv() => match msg {
+                    Ok(e) => {
+                        last_rv = last_rv.max(e.rv);
+                        if !in_scope(&e) {
+                            continue;
+                        }
+                        if let Some(kind) = visible(&e, &labels, &fields) {
+                            if tx.send(Ok(wrap(kind.as_str(), &e.object))).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    // A watcher too slow to keep up is dropped, as the API server does; it re-watches.
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
+                }
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(body_rx);
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal(e.to_string()))
+}

@@ -1,0 +1,171 @@
+//! kubesim as kubectl 1.35 sees it, through the `kubesim` binary and the kubeconfig it writes.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{ok, run, stderr, tool};
+
+/// The `kubesim` binary on a free port; stopped when dropped.
+struct Server {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let kubeconfig = dir.path().join("kubeconfig");
+        let child = Command::new(env!("CARGO_BIN_EXE_kubesim"))
+            .args(["--listen", "127.0.0.1:0", "--kubeconfig"])
+            .arg(&kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start kubesim: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !kubeconfig.exists() {
+            assert!(Instant::now() < deadline, "kubesim wrote no kubeconfig");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, dir }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    fn home(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        run(&tool("kubectl"), &self.kubeconfig(), self.home(), args)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap_or_else(|e| panic!("write {name}: {e}"));
+    p
+}
+
+#[test]
+fn kubectl_create_get_apply_label_patch_delete() {
+    let s = Server::start();
+    let version = ok(s.kubectl(&["version", "-o", "json"]), "kubectl version");
+    assert_eq!(json(&version)["serverVersion"]["minor"], "35");
+
+    let file = write(s.home(), "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  region: nghe-an\n");
+    let file = file.to_string_lossy().into_owned();
+    ok(s.kubectl(&["create", "-f", &file]), "kubectl create -f");
+    let got = json(&ok(s.kubectl(&["get", "configmap", "settings", "-o", "json"]), "kubectl get"));
+    assert_eq!(got["data"]["region"], "nghe-an");
+    assert!(got["metadata"]["uid"].is_string() && got["metadata"]["resourceVersion"].is_string());
+
+    let again = s.kubectl(&["create", "-f", &file]);
+    assert!(!again.status.success() && stderr(&again).contains("AlreadyExists"), "{}", stderr(&again));
+
+    // Typed-client create (sent as protobuf by kubectl) and server-side apply.
+    ok(s.kubectl(&["create", "namespace", "agency"]), "kubectl create namespace");
+    ok(s.kubectl(&["create", "configmap", "typed", "-n", "agency", "--from-literal=a=1"]), "kubectl create configmap");
+    let applied = write(s.home(), "applied.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: agency\ndata:\n  k: v\n");
+    let out = ok(s.kubectl(&["apply", "--server-side", "-f", &applied.to_string_lossy()]), "kubectl apply --server-side");
+    assert!(out.contains("serverside-applied"), "{out}");
+    let got = json(&ok(s.kubectl(&["get", "cm", "applied", "-n", "agency", "-o", "json", "--show-managed-fields"]), "get"));
+    assert_eq!(got["metadata"]["managedFields"][0]["manager"], "kubectl");
+    assert_eq!(got["metadata"]["managedFields"][0]["operation"], "Apply");
+
+    ok(s.kubectl(&["label", "cm", "applied", "-n", "agency", "tier=front"]), "kubectl label");
+    ok(s.kubectl(&["patch", "cm", "applied", "-n", "agency", "-p", r#"{"data":{"k2":"v2"}}"#]), "kubectl patch (strategic)");
+    ok(s.kubectl(&["patch", "cm", "applied", "-n", "agency", "--type=json", "-p", r#"[{"op":"remove","path":"/data/k"}]"#]), "kubectl patch (json)");
+    let listed = json(&ok(s.kubectl(&["get", "cm", "-n", "agency", "-l", "tier=front", "-o", "json"]), "get -l"));
+    let items = listed["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["data"], serde_json::json!({"k2": "v2"}));
+
+    let table = ok(s.kubectl(&["get", "cm", "-n", "agency"]), "kubectl get (table)");
+    assert!(table.starts_with("NAME") && table.contains("applied") && table.contains("typed"), "{table}");
+
+    ok(s.kubectl(&["delete", "cm", "applied", "-n", "agency"]), "kubectl delete");
+    let missing = s.kubectl(&["get", "cm", "applied", "-n", "agency"]);
+    assert!(!missing.status.success() && stderr(&missing).contains("NotFound"), "{}", stderr(&missing));
+    ok(s.kubectl(&["delete", "namespace", "agency"]), "kubectl delete namespace");
+    let gone = s.kubectl(&["get", "cm", "typed", "-n", "agency"]);
+    assert!(!gone.status.success(), "the namespace's contents went with it");
+}
+
+#[test]
+fn kubectl_replace_with_a_stale_resource_version_conflicts() {
+    let s = Server::start();
+    ok(s.kubectl(&["create", "configmap", "doc", "--from-literal=v=1"]), "create");
+    let old = ok(s.kubectl(&["get", "cm", "doc", "-o", "json"]), "get");
+    ok(s.kubectl(&["patch", "cm", "doc", "--type=merge", "-p", r#"{"data":{"v":"2"}}"#]), "patch");
+    let mut stale = json(&old);
+    stale["data"]["v"] = "3".into();
+    let file = write(s.home(), "stale.json", &stale.to_string());
+    let out = s.kubectl(&["replace", "-f", &file.to_string_lossy()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("the object has been modified"), "{}", stderr(&out));
+    let now = json(&ok(s.kubectl(&["get", "cm", "doc", "-o", "json"]), "get"));
+    assert_eq!(now["data"]["v"], "2", "the stale replace changed nothing");
+}
+
+#[test]
+fn kubectl_get_watch_streams_changes() {
+    let s = Server::start();
+    let mut watch = Command::new(tool("kubectl"))
+        .args(["get", "configmaps", "--watch", "--output-watch-events", "-o", "json"])
+        .env("KUBECONFIG", s.kubeconfig())
+        .env("HOME", s.home())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("kubectl get --watch: {e}"));
+    let stdout = watch.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        // One JSON document per event, on one line or spread over several.
+        let mut buf = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            buf.push_str(&line);
+            buf.push('\n');
+            if let Ok(v) = serde_json::from_str::<Value>(&buf) {
+                let _ = tx.send(v);
+                buf.clear();
+            }
+        }
+    });
+    // Give the watch a moment to be established, then change things.
+    std::thread::sleep(Duration::from_millis(1500));
+    ok(s.kubectl(&["create", "configmap", "watched", "--from-literal=a=1"]), "create");
+    ok(s.kubectl(&["patch", "cm", "watched", "--type=merge", "-p", r#"{"data":{"a":"2"}}"#]), "patch");
+    ok(s.kubectl(&["delete", "cm", "watched"]), "delete");
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while events.len() < 3 && Instant::now() < deadline {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(200)) {
+            if ev["object"]["metadata"]["name"] == "watched" {
+                events.push(format!("{} {}", ev["type"].as_str().unwrap_or("?"), ev["object"]["data"]["a"].as_str().unwrap_or("-")));
+            }
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(events, ["ADDED 1", "MODIFIED 2", "DELETED 2"]);
+}

@@ -645,10 +645,10 @@ async fn watch(
             if !in_scope(e) {
                 continue;
             }
-            if let Some(kind) = visible(e, &labels, &fields) {
-                if tx.send(Ok(wrap(kind.as_str(), &e.object))).await.is_err() {
-                    return;
-                }
+            if let Some(kind) = visible(e, &labels, &fields)
+                && tx.send(Ok(wrap(kind.as_str(), &e.object))).await.is_err()
+            {
+                return;
             }
         }
         let deadline = tokio::time::sleep(Duration::from_secs(timeout));
@@ -671,11 +671,10 @@ async fn watch(
                         if !in_scope(&e) {
                             continue;
                         }
-                        if let Some(kind) = visible(&e, &labels, &fields) {
-                            if tx.send(Ok(wrap(kind.as_str(), &e.object))).await.is_err() {
+                        if let Some(kind) = visible(&e, &labels, &fields)
+                            && tx.send(Ok(wrap(kind.as_str(), &e.object))).await.is_err() {
                                 return;
                             }
-                        }
                     }
                     // A watcher too slow to keep up is dropped, as the API server does; it re-watches.
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,

@@ -93,6 +93,9 @@ pub struct ListPage {
     pub remaining: Option<u64>,
 }
 
+/// What a new watch replays, and where the rest will come from.
+pub type WatchStart = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
 type ObjKey = (String, String);
 type ObjRef = (ResKey, String, String);
 
@@ -421,13 +424,13 @@ impl Store {
                 (None, None) => Box::new(map.iter()),
             };
             for (k, obj) in iter {
-                if let Some(ns) = ns {
-                    if k.0 != ns {
-                        if k.0.as_str() > ns {
-                            break;
-                        }
-                        continue;
+                if let Some(ns) = ns
+                    && k.0 != ns
+                {
+                    if k.0.as_str() > ns {
+                        break;
                     }
+                    continue;
                 }
                 if !labels.matches(obj) || !fields.matches(obj) {
                     continue;
@@ -455,10 +458,7 @@ impl Store {
 
     /// Starts a watch: the history after `from` (or, with `from` = None, nothing) and a receiver
     /// for what comes next. Fails with 410 when `from` is older than the history kept.
-    pub fn watch(
-        &self,
-        from: Option<u64>,
-    ) -> ApiResult<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>)> {
+    pub fn watch(&self, from: Option<u64>) -> ApiResult<WatchStart> {
         let rx = self.tx.subscribe();
         let Some(from) = from else {
             return Ok((Vec::new(), rx));
@@ -666,17 +666,17 @@ impl Store {
                 "the body of the request must be an object",
             ));
         }
-        if let Some(kind) = obj.get("kind").and_then(Value::as_str) {
-            if kind != rt.kind {
-                return Err(ApiError::bad_request(format!(
-                    "the API version in the data ({}) does not match the expected API version ({}) or the kind {kind} does not match {}",
-                    obj.get("apiVersion")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default(),
-                    rt.api_version(),
-                    rt.kind
-                )));
-            }
+        if let Some(kind) = obj.get("kind").and_then(Value::as_str)
+            && kind != rt.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({}) does not match the expected API version ({}) or the kind {kind} does not match {}",
+                obj.get("apiVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                rt.api_version(),
+                rt.kind
+            )));
         }
         if rt.namespaced {
             match meta_str(&obj, "namespace") {
@@ -734,10 +734,11 @@ impl Store {
                 m.remove("generation");
             }
         }
-        if rt.status_subresource && !rt.keeps_status_on_create {
-            if let Some(m) = obj.as_object_mut() {
-                m.remove("status");
-            }
+        if rt.status_subresource
+            && !rt.keeps_status_on_create
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
         }
         self.default_new(rt, &mut obj)?;
         self.admit(rt, ns, &name, &mut obj)?;
@@ -767,12 +768,12 @@ impl Store {
                 "fieldManager is required for apply requests",
             ));
         }
-        if let Some(n) = meta_str(&config, "name") {
-            if n != name {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )));
-            }
+        if let Some(n) = meta_str(&config, "name")
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
         }
         if config.get("apiVersion").is_none() || config.get("kind").is_none() {
             return Err(ApiError::bad_request(
@@ -790,10 +791,11 @@ impl Store {
             force: ctx.force,
         };
         let mut config = config;
-        if part == Part::Main && rt.status_subresource {
-            if let Some(m) = config.as_object_mut() {
-                m.remove("status");
-            }
+        if part == Part::Main
+            && rt.status_subresource
+            && let Some(m) = config.as_object_mut()
+        {
+            m.remove("status");
         }
         match self.lookup(&rt.key(), ns_key, name) {
             None if part == Part::Status => Err(ApiError::not_found(&rt.group, &rt.plural, name)),
@@ -841,10 +843,10 @@ impl Store {
     ) -> Arc<Value> {
         let key = rt.key();
         let mut obj = obj;
-        if let Some(current) = self.lookup(&key, ns, name) {
-            if let Some(rv) = meta_str(&current, "resourceVersion") {
-                meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv));
-            }
+        if let Some(current) = self.lookup(&key, ns, name)
+            && let Some(rv) = meta_str(&current, "resourceVersion")
+        {
+            meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv));
         }
         let arc = Arc::new(obj);
         self.objects
@@ -853,17 +855,17 @@ impl Store {
             .insert((ns.to_string(), name.to_string()), arc.clone());
         // The ADDED event already sent carried managedFields of the create; patch the history entry
         // so late watchers see the same object that GET returns.
-        if let Some(last) = self.history.back_mut() {
-            if last.rv.to_string() == meta_str(&arc, "resourceVersion").unwrap_or_default() {
-                *last = Arc::new(Event {
-                    rv: last.rv,
-                    key: last.key.clone(),
-                    namespace: last.namespace.clone(),
-                    kind: last.kind,
-                    object: arc.clone(),
-                    previous: last.previous.clone(),
-                });
-            }
+        if let Some(last) = self.history.back_mut()
+            && last.rv.to_string() == meta_str(&arc, "resourceVersion").unwrap_or_default()
+        {
+            *last = Arc::new(Event {
+                rv: last.rv,
+                key: last.key.clone(),
+                namespace: last.namespace.clone(),
+                kind: last.kind,
+                object: arc.clone(),
+                previous: last.previous.clone(),
+            });
         }
         arc
     }
@@ -880,17 +882,18 @@ impl Store {
     ) -> ApiResult<Value> {
         let ns = if rt.namespaced { ns } else { "" };
         let live = self.get(rt, ns, name)?;
-        if let Some(n) = meta_str(&body, "name") {
-            if n != name {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )));
-            }
+        if let Some(n) = meta_str(&body, "name")
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
         }
         self.write_existing(rt, ns, name, &live, body, ctx, part, true)
     }
 
     /// PATCH with JSON, merge or strategic merge patch (apply goes to [`Store::apply`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn patch(
         &mut self,
         rt: &ResourceType,
@@ -944,12 +947,11 @@ impl Store {
                 "the body of the request must be an object",
             ));
         }
-        if check_rv {
-            if let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty()) {
-                if Some(rv) != meta_str(live, "resourceVersion") {
-                    return Err(ApiError::stale(&rt.group, &rt.plural, name));
-                }
-            }
+        if check_rv
+            && let Some(rv) = meta_str(&new, "resourceVersion").filter(|rv| !rv.is_empty())
+            && Some(rv) != meta_str(live, "resourceVersion")
+        {
+            return Err(ApiError::stale(&rt.group, &rt.plural, name));
         }
         if part == Part::Status {
             // Only status changes through /status.
@@ -996,10 +998,10 @@ impl Store {
             if let Some(managed) = old_meta.get("managedFields") {
                 m.entry("managedFields").or_insert(managed.clone());
             }
-            if m.get("generateName").is_none() {
-                if let Some(g) = old_meta.get("generateName") {
-                    m.insert("generateName".into(), g.clone());
-                }
+            if m.get("generateName").is_none()
+                && let Some(g) = old_meta.get("generateName")
+            {
+                m.insert("generateName".into(), g.clone());
             }
         }
         validate_labels(rt, name, &new)?;
@@ -1016,10 +1018,10 @@ impl Store {
         }
         if rt.is("", "services") {
             for f in ["clusterIP", "clusterIPs"] {
-                if let Some(ip) = live.pointer(&format!("/spec/{f}")) {
-                    if new.pointer(&format!("/spec/{f}")).is_none() {
-                        new["spec"][f] = ip.clone();
-                    }
+                if let Some(ip) = live.pointer(&format!("/spec/{f}"))
+                    && new.pointer(&format!("/spec/{f}")).is_none()
+                {
+                    new["spec"][f] = ip.clone();
                 }
             }
         }
@@ -1162,11 +1164,11 @@ impl Store {
     fn after_write(&mut self, rt: &ResourceType, ns: &str, obj: &Arc<Value>) {
         if rt.is("", "namespaces") && obj.pointer("/metadata/deletionTimestamp").is_none() {
             let name = meta_str(obj, "name").unwrap_or_default().to_string();
-            if let Some(sa) = self.registry.find("", "v1", "serviceaccounts").cloned() {
-                if self.lookup(&sa.key(), &name, "default").is_none() {
-                    let ctx = WriteCtx::default();
-                    let _ = self.create(&sa, &name, json!({"metadata": {"name": "default"}}), &ctx);
-                }
+            if let Some(sa) = self.registry.find("", "v1", "serviceaccounts").cloned()
+                && self.lookup(&sa.key(), &name, "default").is_none()
+            {
+                let ctx = WriteCtx::default();
+                let _ = self.create(&sa, &name, json!({"metadata": {"name": "default"}}), &ctx);
             }
         }
         if rt.is("apiextensions.k8s.io", "customresourcedefinitions") {
@@ -1195,31 +1197,31 @@ impl Store {
     ) -> ApiResult<Value> {
         let ns = if rt.namespaced { ns } else { "" };
         let live = self.get(rt, ns, name)?;
-        if let Some(uid) = &opts.precondition_uid {
-            if meta_str(&live, "uid") != Some(uid.as_str()) {
-                return Err(ApiError::conflict(
-                    &rt.group,
-                    &rt.plural,
-                    name,
-                    &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        meta_str(&live, "uid").unwrap_or_default()
-                    ),
-                ));
-            }
+        if let Some(uid) = &opts.precondition_uid
+            && meta_str(&live, "uid") != Some(uid.as_str())
+        {
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&live, "uid").unwrap_or_default()
+                ),
+            ));
         }
-        if let Some(rv) = &opts.precondition_rv {
-            if meta_str(&live, "resourceVersion") != Some(rv.as_str()) {
-                return Err(ApiError::conflict(
-                    &rt.group,
-                    &rt.plural,
-                    name,
-                    &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        meta_str(&live, "resourceVersion").unwrap_or_default()
-                    ),
-                ));
-            }
+        if let Some(rv) = &opts.precondition_rv
+            && meta_str(&live, "resourceVersion") != Some(rv.as_str())
+        {
+            return Err(ApiError::conflict(
+                &rt.group,
+                &rt.plural,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    meta_str(&live, "resourceVersion").unwrap_or_default()
+                ),
+            ));
         }
         if ctx.dry_run {
             return Ok((*live).clone());
@@ -1383,16 +1385,16 @@ impl Store {
             let Some(dep) = self.lookup(&key, &dns, &dname) else {
                 continue;
             };
-            if owner_uids(&dep).iter().all(|u| !self.exists_uid(u)) {
-                if let Some(drt) = self.registry.preferred(&key).cloned() {
-                    let _ = self.delete(
-                        &drt,
-                        &dns,
-                        &dname,
-                        &DeleteOpts::default(),
-                        &WriteCtx::default(),
-                    );
-                }
+            if owner_uids(&dep).iter().all(|u| !self.exists_uid(u))
+                && let Some(drt) = self.registry.preferred(&key).cloned()
+            {
+                let _ = self.delete(
+                    &drt,
+                    &dns,
+                    &dname,
+                    &DeleteOpts::default(),
+                    &WriteCtx::default(),
+                );
             }
         }
         // A foreground-deleting owner may be waiting for this object.

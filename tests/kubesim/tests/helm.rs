@@ -9,7 +9,10 @@ use kubesim::KubeSim;
 use support::{ok, run, tool};
 
 const CHART: &[(&str, &str)] = &[
-    ("Chart.yaml", "apiVersion: v2\nname: hello\nversion: 0.1.0\nappVersion: \"1.0\"\n"),
+    (
+        "Chart.yaml",
+        "apiVersion: v2\nname: hello\nversion: 0.1.0\nappVersion: \"1.0\"\n",
+    ),
     ("values.yaml", "greeting: xin chao\nreplicas: 2\n"),
     (
         "templates/configmap.yaml",
@@ -38,25 +41,68 @@ async fn helm_installs_lists_and_uninstalls_a_chart() -> Result<(), Box<dyn std:
     let chart_arg = chart.to_string_lossy().into_owned();
     let helm_run = |args: &[&str]| run(&helm, &kubeconfig, dir.path(), args);
 
-    let out = ok(helm_run(&["install", "demo", &chart_arg, "--namespace", "default", "--set", "replicas=3"]), "helm install");
+    let out = ok(
+        helm_run(&[
+            "install",
+            "demo",
+            &chart_arg,
+            "--namespace",
+            "default",
+            "--set",
+            "replicas=3",
+        ]),
+        "helm install",
+    );
     assert!(out.contains("STATUS: deployed"), "{out}");
 
     let client = sim.client()?;
-    let cm = Api::<ConfigMap>::namespaced(client.clone(), "default").get("demo-config").await?;
-    assert_eq!(cm.data.and_then(|d| d.get("greeting").cloned()).as_deref(), Some("xin chao"));
-    let deploy = Api::<Deployment>::namespaced(client.clone(), "default").get("demo-web").await?;
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .get("demo-config")
+        .await?;
+    assert_eq!(
+        cm.data.and_then(|d| d.get("greeting").cloned()).as_deref(),
+        Some("xin chao")
+    );
+    let deploy = Api::<Deployment>::namespaced(client.clone(), "default")
+        .get("demo-web")
+        .await?;
     assert_eq!(deploy.spec.and_then(|s| s.replicas), Some(3));
-    let releases = Api::<Secret>::namespaced(client.clone(), "default").list(&ListParams::default().labels("owner=helm,name=demo")).await?;
-    assert_eq!(releases.items.len(), 1, "helm keeps its release in a Secret");
+    let releases = Api::<Secret>::namespaced(client.clone(), "default")
+        .list(&ListParams::default().labels("owner=helm,name=demo"))
+        .await?;
+    assert_eq!(
+        releases.items.len(),
+        1,
+        "helm keeps its release in a Secret"
+    );
 
-    let listed: serde_json::Value = serde_json::from_str(&ok(helm_run(&["list", "--namespace", "default", "-o", "json"]), "helm list"))?;
+    let listed: serde_json::Value = serde_json::from_str(&ok(
+        helm_run(&["list", "--namespace", "default", "-o", "json"]),
+        "helm list",
+    ))?;
     assert_eq!(listed[0]["name"], "demo");
     assert_eq!(listed[0]["status"], "deployed");
 
-    ok(helm_run(&["uninstall", "demo", "--namespace", "default"]), "helm uninstall");
-    assert!(Api::<ConfigMap>::namespaced(client.clone(), "default").get_opt("demo-config").await?.is_none());
-    assert!(Api::<Deployment>::namespaced(client.clone(), "default").get_opt("demo-web").await?.is_none());
-    let listed: serde_json::Value = serde_json::from_str(&ok(helm_run(&["list", "--namespace", "default", "-o", "json"]), "helm list"))?;
+    ok(
+        helm_run(&["uninstall", "demo", "--namespace", "default"]),
+        "helm uninstall",
+    );
+    assert!(
+        Api::<ConfigMap>::namespaced(client.clone(), "default")
+            .get_opt("demo-config")
+            .await?
+            .is_none()
+    );
+    assert!(
+        Api::<Deployment>::namespaced(client.clone(), "default")
+            .get_opt("demo-web")
+            .await?
+            .is_none()
+    );
+    let listed: serde_json::Value = serde_json::from_str(&ok(
+        helm_run(&["list", "--namespace", "default", "-o", "json"]),
+        "helm list",
+    ))?;
     assert_eq!(listed, serde_json::json!([]));
     Ok(())
 }

@@ -3,12 +3,14 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind, Status};
-use kube::runtime::{reflector, watcher, WatchStreamExt};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Error};
 use kubesim::{Config, KubeSim};
 use serde_json::json;
@@ -16,7 +18,10 @@ use serde_json::json;
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 async fn sim() -> Result<(KubeSim, Client), Box<dyn std::error::Error>> {
-    let config = Config { bookmark_interval: Duration::from_secs(60), ..Config::default() };
+    let config = Config {
+        bookmark_interval: Duration::from_secs(60),
+        ..Config::default()
+    };
     let sim = KubeSim::start_with(config, "127.0.0.1:0".parse()?).await?;
     let client = sim.client()?;
     Ok((sim, client))
@@ -53,33 +58,89 @@ async fn crud_with_resource_versions_and_optimistic_concurrency() -> TestResult 
     let (_sim, client) = sim().await?;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
 
-    let created = cms.create(&PostParams::default(), &cm("settings", json!({"a": "1"}))?).await?;
-    let rv1 = created.metadata.resource_version.clone().ok_or("no resourceVersion")?;
+    let created = cms
+        .create(&PostParams::default(), &cm("settings", json!({"a": "1"}))?)
+        .await?;
+    let rv1 = created
+        .metadata
+        .resource_version
+        .clone()
+        .ok_or("no resourceVersion")?;
     assert!(created.metadata.uid.is_some() && created.metadata.creation_timestamp.is_some());
 
-    let dup = cms.create(&PostParams::default(), &cm("settings", json!({}))?).await.map_err(api_error).err();
-    assert_eq!(dup.map(|e| (e.code, e.reason)), Some((409, "AlreadyExists".into())));
+    let dup = cms
+        .create(&PostParams::default(), &cm("settings", json!({}))?)
+        .await
+        .map_err(api_error)
+        .err();
+    assert_eq!(
+        dup.map(|e| (e.code, e.reason)),
+        Some((409, "AlreadyExists".into()))
+    );
 
     let mut fetched = cms.get("settings").await?;
-    fetched.data.get_or_insert_default().insert("b".into(), "2".into());
-    let replaced = cms.replace("settings", &PostParams::default(), &fetched).await?;
-    assert_ne!(replaced.metadata.resource_version.as_deref(), Some(rv1.as_str()));
+    fetched
+        .data
+        .get_or_insert_default()
+        .insert("b".into(), "2".into());
+    let replaced = cms
+        .replace("settings", &PostParams::default(), &fetched)
+        .await?;
+    assert_ne!(
+        replaced.metadata.resource_version.as_deref(),
+        Some(rv1.as_str())
+    );
 
     // Replacing with the first, now stale, resourceVersion is refused.
     let mut stale = created.clone();
     stale.data = Some([("c".to_string(), "3".to_string())].into());
-    let err = cms.replace("settings", &PostParams::default(), &stale).await.map_err(api_error).err();
-    assert_eq!(err.map(|e| (e.code, e.reason)), Some((409, "Conflict".into())));
+    let err = cms
+        .replace("settings", &PostParams::default(), &stale)
+        .await
+        .map_err(api_error)
+        .err();
+    assert_eq!(
+        err.map(|e| (e.code, e.reason)),
+        Some((409, "Conflict".into()))
+    );
 
-    let merged = cms.patch("settings", &PatchParams::default(), &Patch::Merge(json!({"data": {"a": null, "d": "4"}}))).await?;
-    assert_eq!(merged.data, Some([("b".to_string(), "2".to_string()), ("d".to_string(), "4".to_string())].into()));
-    let jp: json_patch::Patch = serde_json::from_value(json!([{"op": "replace", "path": "/data/b", "value": "20"}]))?;
-    let patched = cms.patch("settings", &PatchParams::default(), &Patch::<()>::Json(jp)).await?;
-    assert_eq!(patched.data.as_ref().and_then(|d| d.get("b")).map(String::as_str), Some("20"));
+    let merged = cms
+        .patch(
+            "settings",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": null, "d": "4"}})),
+        )
+        .await?;
+    assert_eq!(
+        merged.data,
+        Some(
+            [
+                ("b".to_string(), "2".to_string()),
+                ("d".to_string(), "4".to_string())
+            ]
+            .into()
+        )
+    );
+    let jp: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "/data/b", "value": "20"}]))?;
+    let patched = cms
+        .patch("settings", &PatchParams::default(), &Patch::<()>::Json(jp))
+        .await?;
+    assert_eq!(
+        patched
+            .data
+            .as_ref()
+            .and_then(|d| d.get("b"))
+            .map(String::as_str),
+        Some("20")
+    );
 
     cms.delete("settings", &DeleteParams::default()).await?;
     let gone = cms.get("settings").await.map_err(api_error).err();
-    assert_eq!(gone.map(|e| (e.code, e.reason)), Some((404, "NotFound".into())));
+    assert_eq!(
+        gone.map(|e| (e.code, e.reason)),
+        Some((404, "NotFound".into()))
+    );
     Ok(())
 }
 
@@ -87,11 +148,25 @@ async fn crud_with_resource_versions_and_optimistic_concurrency() -> TestResult 
 async fn invalid_names_and_missing_namespaces_are_refused() -> TestResult {
     let (_sim, client) = sim().await?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    let err = cms.create(&PostParams::default(), &cm("Not_Valid", json!({}))?).await.map_err(api_error).err();
-    assert_eq!(err.map(|e| (e.code, e.reason)), Some((422, "Invalid".into())));
+    let err = cms
+        .create(&PostParams::default(), &cm("Not_Valid", json!({}))?)
+        .await
+        .map_err(api_error)
+        .err();
+    assert_eq!(
+        err.map(|e| (e.code, e.reason)),
+        Some((422, "Invalid".into()))
+    );
     let elsewhere: Api<ConfigMap> = Api::namespaced(client, "no-such-ns");
-    let err = elsewhere.create(&PostParams::default(), &cm("x", json!({}))?).await.map_err(api_error).err();
-    assert_eq!(err.map(|e| (e.code, e.message)), Some((404, "namespaces \"no-such-ns\" not found".into())));
+    let err = elsewhere
+        .create(&PostParams::default(), &cm("x", json!({}))?)
+        .await
+        .map_err(api_error)
+        .err();
+    assert_eq!(
+        err.map(|e| (e.code, e.message)),
+        Some((404, "namespaces \"no-such-ns\" not found".into()))
+    );
     Ok(())
 }
 
@@ -101,15 +176,30 @@ async fn lists_filter_by_selectors_and_paginate() -> TestResult {
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     for i in 0..7 {
         let tier = if i % 2 == 0 { "front" } else { "back" };
-        let obj: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("cm-{i}"), "labels": {"tier": tier}}}))?;
+        let obj: ConfigMap = serde_json::from_value(
+            json!({"metadata": {"name": format!("cm-{i}"), "labels": {"tier": tier}}}),
+        )?;
         cms.create(&PostParams::default(), &obj).await?;
     }
-    let front = cms.list(&ListParams::default().labels("tier=front")).await?;
+    let front = cms
+        .list(&ListParams::default().labels("tier=front"))
+        .await?;
     assert_eq!(front.items.len(), 4);
-    let not_front = cms.list(&ListParams::default().labels("tier notin (front)")).await?;
+    let not_front = cms
+        .list(&ListParams::default().labels("tier notin (front)"))
+        .await?;
     assert_eq!(not_front.items.len(), 3);
-    let by_name = cms.list(&ListParams::default().fields("metadata.name=cm-3")).await?;
-    assert_eq!(by_name.items.iter().filter_map(|c| c.metadata.name.clone()).collect::<Vec<_>>(), vec!["cm-3"]);
+    let by_name = cms
+        .list(&ListParams::default().fields("metadata.name=cm-3"))
+        .await?;
+    assert_eq!(
+        by_name
+            .items
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect::<Vec<_>>(),
+        vec!["cm-3"]
+    );
 
     let mut names = Vec::new();
     let mut params = ListParams::default().limit(3);
@@ -131,28 +221,91 @@ async fn server_side_apply_owns_fields_and_reports_conflicts() -> TestResult {
     let (_sim, client) = sim().await?;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
     let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"owned": "yes", "other": "1"}});
-    let created = cms.patch("applied", &PatchParams::apply("operator"), &Patch::Apply(&config)).await?;
+    let created = cms
+        .patch(
+            "applied",
+            &PatchParams::apply("operator"),
+            &Patch::Apply(&config),
+        )
+        .await?;
     let managers = created.metadata.managed_fields.clone().unwrap_or_default();
     assert_eq!(managers.len(), 1);
-    assert_eq!((managers[0].manager.as_deref(), managers[0].operation.as_deref()), (Some("operator"), Some("Apply")));
+    assert_eq!(
+        (
+            managers[0].manager.as_deref(),
+            managers[0].operation.as_deref()
+        ),
+        (Some("operator"), Some("Apply"))
+    );
 
     // Applying the same configuration again changes nothing, not even the resourceVersion.
-    let again = cms.patch("applied", &PatchParams::apply("operator"), &Patch::Apply(&config)).await?;
-    assert_eq!(again.metadata.resource_version, created.metadata.resource_version);
+    let again = cms
+        .patch(
+            "applied",
+            &PatchParams::apply("operator"),
+            &Patch::Apply(&config),
+        )
+        .await?;
+    assert_eq!(
+        again.metadata.resource_version,
+        created.metadata.resource_version
+    );
 
     // Someone edits a field the operator owns; the operator's next apply conflicts unless forced.
-    cms.patch("applied", &PatchParams { field_manager: Some("kubectl-edit".into()), ..Default::default() }, &Patch::Merge(json!({"data": {"owned": "edited"}}))).await?;
-    let err = cms.patch("applied", &PatchParams::apply("operator"), &Patch::Apply(&config)).await.map_err(api_error).err();
+    cms.patch(
+        "applied",
+        &PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..Default::default()
+        },
+        &Patch::Merge(json!({"data": {"owned": "edited"}})),
+    )
+    .await?;
+    let err = cms
+        .patch(
+            "applied",
+            &PatchParams::apply("operator"),
+            &Patch::Apply(&config),
+        )
+        .await
+        .map_err(api_error)
+        .err();
     let err = err.ok_or("a conflicting apply must fail")?;
     assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
-    assert!(err.message.contains("kubectl-edit") && err.message.contains(".data.owned"), "{}", err.message);
-    let forced = cms.patch("applied", &PatchParams::apply("operator").force(), &Patch::Apply(&config)).await?;
-    assert_eq!(forced.data.as_ref().and_then(|d| d.get("owned")).map(String::as_str), Some("yes"));
+    assert!(
+        err.message.contains("kubectl-edit") && err.message.contains(".data.owned"),
+        "{}",
+        err.message
+    );
+    let forced = cms
+        .patch(
+            "applied",
+            &PatchParams::apply("operator").force(),
+            &Patch::Apply(&config),
+        )
+        .await?;
+    assert_eq!(
+        forced
+            .data
+            .as_ref()
+            .and_then(|d| d.get("owned"))
+            .map(String::as_str),
+        Some("yes")
+    );
 
     // A field the manager stops applying is removed.
     let smaller = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"owned": "yes"}});
-    let pruned = cms.patch("applied", &PatchParams::apply("operator"), &Patch::Apply(&smaller)).await?;
-    assert_eq!(pruned.data, Some([("owned".to_string(), "yes".to_string())].into()));
+    let pruned = cms
+        .patch(
+            "applied",
+            &PatchParams::apply("operator"),
+            &Patch::Apply(&smaller),
+        )
+        .await?;
+    assert_eq!(
+        pruned.data,
+        Some([("owned".to_string(), "yes".to_string())].into())
+    );
     Ok(())
 }
 
@@ -160,14 +313,36 @@ async fn server_side_apply_owns_fields_and_reports_conflicts() -> TestResult {
 async fn finalizers_hold_deletion_until_removed() -> TestResult {
     let (_sim, client) = sim().await?;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
-    let obj: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["govcloud.io/cleanup"]}}))?;
+    let obj: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "held", "finalizers": ["govcloud.io/cleanup"]}}),
+    )?;
     cms.create(&PostParams::default(), &obj).await?;
     cms.delete("held", &DeleteParams::default()).await?;
     let terminating = cms.get("held").await?;
-    assert!(terminating.metadata.deletion_timestamp.is_some(), "deletionTimestamp is set while a finalizer remains");
-    let err = cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["govcloud.io/cleanup", "another"]}}))).await.map_err(api_error).err();
-    assert_eq!(err.map(|e| e.code), Some(422), "no new finalizers while deleting");
-    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
+    assert!(
+        terminating.metadata.deletion_timestamp.is_some(),
+        "deletionTimestamp is set while a finalizer remains"
+    );
+    let err = cms
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["govcloud.io/cleanup", "another"]}})),
+        )
+        .await
+        .map_err(api_error)
+        .err();
+    assert_eq!(
+        err.map(|e| e.code),
+        Some(422),
+        "no new finalizers while deleting"
+    );
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
     assert_eq!(cms.get_opt("held").await?.map(|c| c.metadata.name), None);
     Ok(())
 }
@@ -176,28 +351,62 @@ async fn finalizers_hold_deletion_until_removed() -> TestResult {
 async fn deleting_a_namespace_takes_its_contents_and_owners_take_dependents() -> TestResult {
     let (_sim, client) = sim().await?;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "agency"}}))?).await?;
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "agency"}}))?,
+        )
+        .await?;
     // The namespace gets its default ServiceAccount, as the ServiceAccount controller makes it.
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "agency");
     assert!(sas.get_opt("default").await?.is_some());
 
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "agency");
-    let owner = cms.create(&PostParams::default(), &cm("owner", json!({}))?).await?;
-    let dependent: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "dependent", "ownerReferences": [
-        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}]}}))?;
+    let owner = cms
+        .create(&PostParams::default(), &cm("owner", json!({}))?)
+        .await?;
+    let dependent: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "dependent", "ownerReferences": [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}]}}),
+    )?;
     cms.create(&PostParams::default(), &dependent).await?;
     cms.delete("owner", &DeleteParams::background()).await?;
-    assert!(cms.get_opt("dependent").await?.is_none(), "garbage collected with its owner");
+    assert!(
+        cms.get_opt("dependent").await?.is_none(),
+        "garbage collected with its owner"
+    );
 
-    let held: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["x/y"]}}))?;
+    let held: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["x/y"]}}))?;
     cms.create(&PostParams::default(), &held).await?;
-    namespaces.delete("agency", &DeleteParams::default()).await?;
+    namespaces
+        .delete("agency", &DeleteParams::default())
+        .await?;
     let ns = namespaces.get("agency").await?;
-    assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
-    let err = cms.create(&PostParams::default(), &cm("late", json!({}))?).await.map_err(api_error).err();
-    assert_eq!(err.map(|e| e.code), Some(403), "no new content in a terminating namespace");
-    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
-    assert!(namespaces.get_opt("agency").await?.is_none(), "gone once empty");
+    assert_eq!(
+        ns.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
+    let err = cms
+        .create(&PostParams::default(), &cm("late", json!({}))?)
+        .await
+        .map_err(api_error)
+        .err();
+    assert_eq!(
+        err.map(|e| e.code),
+        Some(403),
+        "no new content in a terminating namespace"
+    );
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
+    assert!(
+        namespaces.get_opt("agency").await?.is_none(),
+        "gone once empty"
+    );
     Ok(())
 }
 
@@ -215,27 +424,75 @@ async fn custom_resources_follow_their_definition() -> TestResult {
     }))?;
     crds.create(&PostParams::default(), &crd).await?;
     let established = crds.get("widgets.example.com").await?;
-    let conditions = established.status.and_then(|s| s.conditions).unwrap_or_default();
-    assert!(conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+    let conditions = established
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+    );
 
     let gvk = GroupVersionKind::gvk("example.com", "v1", "Widget");
     let widgets: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk));
-    let w: DynamicObject = serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+    let w: DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
         "metadata": {"name": "w1"}, "spec": {"size": 1}, "status": {"ignored": true}}))?;
     let created = widgets.create(&PostParams::default(), &w).await?;
     assert_eq!(created.metadata.generation, Some(1));
-    assert!(created.data.get("status").is_none(), "status is dropped on create with a status subresource");
+    assert!(
+        created.data.get("status").is_none(),
+        "status is dropped on create with a status subresource"
+    );
 
-    let status = widgets.patch_status("w1", &PatchParams::default(), &Patch::Merge(json!({"status": {"ready": true}}))).await?;
-    assert_eq!(status.metadata.generation, Some(1), "status changes leave generation alone");
-    let spec = widgets.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"size": 2}, "status": {"ready": false}}))).await?;
-    assert_eq!(spec.metadata.generation, Some(2), "spec changes bump generation");
-    assert_eq!(spec.data["status"]["ready"], json!(true), "the main resource cannot change status");
+    let status = widgets
+        .patch_status(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"ready": true}})),
+        )
+        .await?;
+    assert_eq!(
+        status.metadata.generation,
+        Some(1),
+        "status changes leave generation alone"
+    );
+    let spec = widgets
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 2}, "status": {"ready": false}})),
+        )
+        .await?;
+    assert_eq!(
+        spec.metadata.generation,
+        Some(2),
+        "spec changes bump generation"
+    );
+    assert_eq!(
+        spec.data["status"]["ready"],
+        json!(true),
+        "the main resource cannot change status"
+    );
 
-    let err = widgets.patch("w1", &PatchParams::default(), &Patch::Strategic(json!({"spec": {}}))).await.map_err(api_error).err();
-    assert_eq!(err.map(|e| e.code), Some(415), "strategic merge patch is not for custom resources");
+    let err = widgets
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {}})),
+        )
+        .await
+        .map_err(api_error)
+        .err();
+    assert_eq!(
+        err.map(|e| e.code),
+        Some(415),
+        "strategic merge patch is not for custom resources"
+    );
 
-    crds.delete("widgets.example.com", &DeleteParams::default()).await?;
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await?;
     let err = widgets.get("w1").await.map_err(api_error).err();
     assert_eq!(err.map(|e| e.code), Some(404));
     Ok(())
@@ -252,25 +509,72 @@ async fn quotas_refuse_pods_and_track_usage_with_limit_range_defaults() -> TestR
     quotas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "compute"},
         "spec": {"hard": {"pods": "2", "requests.cpu": "1", "requests.memory": "1Gi", "limits.cpu": "2"}}}))?).await?;
 
-    let pod = |name: &str| serde_json::from_value::<Pod>(json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}}));
+    let pod = |name: &str| {
+        serde_json::from_value::<Pod>(
+            json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "app", "image": "nginx"}]}}),
+        )
+    };
     let first = pods.create(&PostParams::default(), &pod("p1")?).await?;
-    let resources = first.spec.and_then(|s| s.containers.into_iter().next()).and_then(|c| c.resources).ok_or("no resources")?;
-    assert_eq!(resources.requests.and_then(|r| r.get("cpu").map(|q| q.0.clone())).as_deref(), Some("250m"), "LimitRange default request");
-    assert_eq!(resources.limits.and_then(|r| r.get("cpu").map(|q| q.0.clone())).as_deref(), Some("500m"), "LimitRange default limit");
+    let resources = first
+        .spec
+        .and_then(|s| s.containers.into_iter().next())
+        .and_then(|c| c.resources)
+        .ok_or("no resources")?;
+    assert_eq!(
+        resources
+            .requests
+            .and_then(|r| r.get("cpu").map(|q| q.0.clone()))
+            .as_deref(),
+        Some("250m"),
+        "LimitRange default request"
+    );
+    assert_eq!(
+        resources
+            .limits
+            .and_then(|r| r.get("cpu").map(|q| q.0.clone()))
+            .as_deref(),
+        Some("500m"),
+        "LimitRange default limit"
+    );
     pods.create(&PostParams::default(), &pod("p2")?).await?;
 
-    let used = quotas.get("compute").await?.status.and_then(|s| s.used).unwrap_or_default();
+    let used = quotas
+        .get("compute")
+        .await?
+        .status
+        .and_then(|s| s.used)
+        .unwrap_or_default();
     assert_eq!(used.get("pods").map(|q| q.0.as_str()), Some("2"));
     assert_eq!(used.get("requests.cpu").map(|q| q.0.as_str()), Some("500m"));
-    assert_eq!(used.get("requests.memory").map(|q| q.0.as_str()), Some("256Mi"));
+    assert_eq!(
+        used.get("requests.memory").map(|q| q.0.as_str()),
+        Some("256Mi")
+    );
 
-    let err = pods.create(&PostParams::default(), &pod("p3")?).await.map_err(api_error).err().ok_or("a third pod must be refused")?;
+    let err = pods
+        .create(&PostParams::default(), &pod("p3")?)
+        .await
+        .map_err(api_error)
+        .err()
+        .ok_or("a third pod must be refused")?;
     assert_eq!((err.code, err.reason.as_str()), (403, "Forbidden"));
-    assert_eq!(err.message, "pods \"p3\" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2");
+    assert_eq!(
+        err.message,
+        "pods \"p3\" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=2, limited: pods=2"
+    );
 
     pods.delete("p1", &DeleteParams::default()).await?;
-    let used = quotas.get("compute").await?.status.and_then(|s| s.used).unwrap_or_default();
-    assert_eq!(used.get("pods").map(|q| q.0.as_str()), Some("1"), "usage drops when a pod goes");
+    let used = quotas
+        .get("compute")
+        .await?
+        .status
+        .and_then(|s| s.used)
+        .unwrap_or_default();
+    assert_eq!(
+        used.get("pods").map(|q| q.0.as_str()),
+        Some("1"),
+        "usage drops when a pod goes"
+    );
     pods.create(&PostParams::default(), &pod("p3")?).await?;
     Ok(())
 }
@@ -279,12 +583,24 @@ async fn quotas_refuse_pods_and_track_usage_with_limit_range_defaults() -> TestR
 async fn token_requests_issue_tokens_for_service_accounts() -> TestResult {
     let (_sim, client) = sim().await?;
     let sas: Api<ServiceAccount> = Api::namespaced(client, "default");
-    sas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "deployer"}}))?).await?;
-    let req: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": ["govcloud"], "expirationSeconds": 3600}}))?;
-    let token = sas.create_token_request("deployer", &PostParams::default(), &req).await?;
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "deployer"}}))?,
+    )
+    .await?;
+    let req: TokenRequest = serde_json::from_value(
+        json!({"spec": {"audiences": ["govcloud"], "expirationSeconds": 3600}}),
+    )?;
+    let token = sas
+        .create_token_request("deployer", &PostParams::default(), &req)
+        .await?;
     let status = token.status.ok_or("no status")?;
     assert_eq!(status.token.split('.').count(), 3, "a JWT");
-    let err = sas.create_token_request("nobody", &PostParams::default(), &req).await.map_err(api_error).err();
+    let err = sas
+        .create_token_request("nobody", &PostParams::default(), &req)
+        .await
+        .map_err(api_error)
+        .err();
     assert_eq!(err.map(|e| e.code), Some(404));
     Ok(())
 }
@@ -293,7 +609,8 @@ async fn token_requests_issue_tokens_for_service_accounts() -> TestResult {
 async fn watcher_and_reflector_follow_changes_and_recover_from_410() -> TestResult {
     let (sim, client) = sim().await?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    cms.create(&PostParams::default(), &cm("before", json!({}))?).await?;
+    cms.create(&PostParams::default(), &cm("before", json!({}))?)
+        .await?;
 
     let (reader, writer) = reflector::store::<ConfigMap>();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -305,49 +622,91 @@ async fn watcher_and_reflector_follow_changes_and_recover_from_410() -> TestResu
         });
         ev
     });
-    let task = tokio::spawn(stream.reflect(writer).applied_objects().for_each(|_| async {}));
+    let task = tokio::spawn(
+        stream
+            .reflect(writer)
+            .applied_objects()
+            .for_each(|_| async {}),
+    );
     let names = |r: &reflector::Store<ConfigMap>| {
-        let mut v: Vec<String> = r.state().iter().filter_map(|c| c.metadata.name.clone()).collect();
+        let mut v: Vec<String> = r
+            .state()
+            .iter()
+            .filter_map(|c| c.metadata.name.clone())
+            .collect();
         v.sort();
         v
     };
-    eventually("the initial list", || async { names(&reader) == ["before"] }).await?;
+    eventually("the initial list", || async {
+        names(&reader) == ["before"]
+    })
+    .await?;
 
-    cms.create(&PostParams::default(), &cm("added", json!({"v": "1"}))?).await?;
-    cms.patch("added", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": "2"}}))).await?;
+    cms.create(&PostParams::default(), &cm("added", json!({"v": "1"}))?)
+        .await?;
+    cms.patch(
+        "added",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"v": "2"}})),
+    )
+    .await?;
     cms.delete("before", &DeleteParams::default()).await?;
     eventually("create, update and delete", || async {
         names(&reader) == ["added"]
-            && reader.state().iter().any(|c| c.data.as_ref().and_then(|d| d.get("v")).map(String::as_str) == Some("2"))
+            && reader
+                .state()
+                .iter()
+                .any(|c| c.data.as_ref().and_then(|d| d.get("v")).map(String::as_str) == Some("2"))
     })
     .await?;
 
     // Changes elsewhere move the cluster past the watcher's resourceVersion; then the history
     // is compacted and the watch connection dropped: resuming gets 410 Gone, and a re-list.
     let other: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
-    other.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "elsewhere"}}))?).await?;
+    other
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "elsewhere"}}))?,
+        )
+        .await?;
     sim.compact();
     sim.end_watches();
-    cms.create(&PostParams::default(), &cm("after-410", json!({}))?).await?;
-    eventually("the re-list after 410", || async { names(&reader) == ["added", "after-410"] }).await?;
+    cms.create(&PostParams::default(), &cm("after-410", json!({}))?)
+        .await?;
+    eventually("the re-list after 410", || async {
+        names(&reader) == ["added", "after-410"]
+    })
+    .await?;
     let mut seen = Vec::new();
     while let Ok(e) = rx.try_recv() {
         seen.push(e);
     }
-    let gone_at = seen.iter().position(|e| e == "error 410").ok_or(format!("no 410 seen: {seen:?}"))?;
-    assert!(seen[gone_at..].iter().any(|e| e == "init"), "a fresh list follows the 410: {seen:?}");
+    let gone_at = seen
+        .iter()
+        .position(|e| e == "error 410")
+        .ok_or(format!("no 410 seen: {seen:?}"))?;
+    assert!(
+        seen[gone_at..].iter().any(|e| e == "init"),
+        "a fresh list follows the 410: {seen:?}"
+    );
     task.abort();
     Ok(())
 }
 
 #[tokio::test]
 async fn watches_replay_from_a_resource_version_and_send_bookmarks() -> TestResult {
-    let config = Config { bookmark_interval: Duration::from_millis(200), ..Config::default() };
+    let config = Config {
+        bookmark_interval: Duration::from_millis(200),
+        ..Config::default()
+    };
     let sim = KubeSim::start_with(config, "127.0.0.1:0".parse()?).await?;
     let cms: Api<ConfigMap> = Api::namespaced(sim.client()?, "default");
-    let first = cms.create(&PostParams::default(), &cm("one", json!({}))?).await?;
+    let first = cms
+        .create(&PostParams::default(), &cm("one", json!({}))?)
+        .await?;
     let rv = first.metadata.resource_version.clone().ok_or("no rv")?;
-    cms.create(&PostParams::default(), &cm("two", json!({}))?).await?;
+    cms.create(&PostParams::default(), &cm("two", json!({}))?)
+        .await?;
     cms.delete("one", &DeleteParams::default()).await?;
 
     let wp = kube::api::WatchParams::default().timeout(5);
@@ -355,8 +714,12 @@ async fn watches_replay_from_a_resource_version_and_send_bookmarks() -> TestResu
     let mut kinds = Vec::new();
     while let Some(ev) = tokio::time::timeout(Duration::from_secs(3), stream.try_next()).await?? {
         match ev {
-            kube::api::WatchEvent::Added(c) => kinds.push(format!("ADDED {}", c.metadata.name.unwrap_or_default())),
-            kube::api::WatchEvent::Deleted(c) => kinds.push(format!("DELETED {}", c.metadata.name.unwrap_or_default())),
+            kube::api::WatchEvent::Added(c) => {
+                kinds.push(format!("ADDED {}", c.metadata.name.unwrap_or_default()))
+            }
+            kube::api::WatchEvent::Deleted(c) => {
+                kinds.push(format!("DELETED {}", c.metadata.name.unwrap_or_default()))
+            }
             kube::api::WatchEvent::Bookmark(_) => {
                 kinds.push("BOOKMARK".into());
                 break;
@@ -369,7 +732,9 @@ async fn watches_replay_from_a_resource_version_and_send_bookmarks() -> TestResu
     sim.compact();
     let mut stream = cms.watch(&wp, &rv).await?.boxed();
     match stream.try_next().await? {
-        Some(kube::api::WatchEvent::Error(e)) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
+        Some(kube::api::WatchEvent::Error(e)) => {
+            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"))
+        }
         other => return Err(format!("expected 410 Gone, got {other:?}").into()),
     }
     Ok(())

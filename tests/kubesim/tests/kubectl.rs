@@ -71,57 +71,174 @@ fn kubectl_create_get_apply_label_patch_delete() {
     let version = ok(s.kubectl(&["version", "-o", "json"]), "kubectl version");
     assert_eq!(json(&version)["serverVersion"]["minor"], "35");
 
-    let file = write(s.home(), "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  region: nghe-an\n");
+    let file = write(
+        s.home(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  region: nghe-an\n",
+    );
     let file = file.to_string_lossy().into_owned();
     ok(s.kubectl(&["create", "-f", &file]), "kubectl create -f");
-    let got = json(&ok(s.kubectl(&["get", "configmap", "settings", "-o", "json"]), "kubectl get"));
+    let got = json(&ok(
+        s.kubectl(&["get", "configmap", "settings", "-o", "json"]),
+        "kubectl get",
+    ));
     assert_eq!(got["data"]["region"], "nghe-an");
     assert!(got["metadata"]["uid"].is_string() && got["metadata"]["resourceVersion"].is_string());
 
     let again = s.kubectl(&["create", "-f", &file]);
-    assert!(!again.status.success() && stderr(&again).contains("AlreadyExists"), "{}", stderr(&again));
+    assert!(
+        !again.status.success() && stderr(&again).contains("AlreadyExists"),
+        "{}",
+        stderr(&again)
+    );
 
     // Typed-client create (sent as protobuf by kubectl) and server-side apply.
-    ok(s.kubectl(&["create", "namespace", "agency"]), "kubectl create namespace");
-    ok(s.kubectl(&["create", "configmap", "typed", "-n", "agency", "--from-literal=a=1"]), "kubectl create configmap");
-    let applied = write(s.home(), "applied.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: agency\ndata:\n  k: v\n");
-    let out = ok(s.kubectl(&["apply", "--server-side", "-f", &applied.to_string_lossy()]), "kubectl apply --server-side");
+    ok(
+        s.kubectl(&["create", "namespace", "agency"]),
+        "kubectl create namespace",
+    );
+    ok(
+        s.kubectl(&[
+            "create",
+            "configmap",
+            "typed",
+            "-n",
+            "agency",
+            "--from-literal=a=1",
+        ]),
+        "kubectl create configmap",
+    );
+    let applied = write(
+        s.home(),
+        "applied.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n  namespace: agency\ndata:\n  k: v\n",
+    );
+    let out = ok(
+        s.kubectl(&["apply", "--server-side", "-f", &applied.to_string_lossy()]),
+        "kubectl apply --server-side",
+    );
     assert!(out.contains("serverside-applied"), "{out}");
-    let got = json(&ok(s.kubectl(&["get", "cm", "applied", "-n", "agency", "-o", "json", "--show-managed-fields"]), "get"));
+    let got = json(&ok(
+        s.kubectl(&[
+            "get",
+            "cm",
+            "applied",
+            "-n",
+            "agency",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ]),
+        "get",
+    ));
     assert_eq!(got["metadata"]["managedFields"][0]["manager"], "kubectl");
     assert_eq!(got["metadata"]["managedFields"][0]["operation"], "Apply");
 
-    ok(s.kubectl(&["label", "cm", "applied", "-n", "agency", "tier=front"]), "kubectl label");
-    ok(s.kubectl(&["patch", "cm", "applied", "-n", "agency", "-p", r#"{"data":{"k2":"v2"}}"#]), "kubectl patch (strategic)");
-    ok(s.kubectl(&["patch", "cm", "applied", "-n", "agency", "--type=json", "-p", r#"[{"op":"remove","path":"/data/k"}]"#]), "kubectl patch (json)");
-    let listed = json(&ok(s.kubectl(&["get", "cm", "-n", "agency", "-l", "tier=front", "-o", "json"]), "get -l"));
+    ok(
+        s.kubectl(&["label", "cm", "applied", "-n", "agency", "tier=front"]),
+        "kubectl label",
+    );
+    ok(
+        s.kubectl(&[
+            "patch",
+            "cm",
+            "applied",
+            "-n",
+            "agency",
+            "-p",
+            r#"{"data":{"k2":"v2"}}"#,
+        ]),
+        "kubectl patch (strategic)",
+    );
+    ok(
+        s.kubectl(&[
+            "patch",
+            "cm",
+            "applied",
+            "-n",
+            "agency",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/data/k"}]"#,
+        ]),
+        "kubectl patch (json)",
+    );
+    let listed = json(&ok(
+        s.kubectl(&[
+            "get",
+            "cm",
+            "-n",
+            "agency",
+            "-l",
+            "tier=front",
+            "-o",
+            "json",
+        ]),
+        "get -l",
+    ));
     let items = listed["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["data"], serde_json::json!({"k2": "v2"}));
 
-    let table = ok(s.kubectl(&["get", "cm", "-n", "agency"]), "kubectl get (table)");
-    assert!(table.starts_with("NAME") && table.contains("applied") && table.contains("typed"), "{table}");
+    let table = ok(
+        s.kubectl(&["get", "cm", "-n", "agency"]),
+        "kubectl get (table)",
+    );
+    assert!(
+        table.starts_with("NAME") && table.contains("applied") && table.contains("typed"),
+        "{table}"
+    );
 
-    ok(s.kubectl(&["delete", "cm", "applied", "-n", "agency"]), "kubectl delete");
+    ok(
+        s.kubectl(&["delete", "cm", "applied", "-n", "agency"]),
+        "kubectl delete",
+    );
     let missing = s.kubectl(&["get", "cm", "applied", "-n", "agency"]);
-    assert!(!missing.status.success() && stderr(&missing).contains("NotFound"), "{}", stderr(&missing));
-    ok(s.kubectl(&["delete", "namespace", "agency"]), "kubectl delete namespace");
+    assert!(
+        !missing.status.success() && stderr(&missing).contains("NotFound"),
+        "{}",
+        stderr(&missing)
+    );
+    ok(
+        s.kubectl(&["delete", "namespace", "agency"]),
+        "kubectl delete namespace",
+    );
     let gone = s.kubectl(&["get", "cm", "typed", "-n", "agency"]);
-    assert!(!gone.status.success(), "the namespace's contents went with it");
+    assert!(
+        !gone.status.success(),
+        "the namespace's contents went with it"
+    );
 }
 
 #[test]
 fn kubectl_replace_with_a_stale_resource_version_conflicts() {
     let s = Server::start();
-    ok(s.kubectl(&["create", "configmap", "doc", "--from-literal=v=1"]), "create");
+    ok(
+        s.kubectl(&["create", "configmap", "doc", "--from-literal=v=1"]),
+        "create",
+    );
     let old = ok(s.kubectl(&["get", "cm", "doc", "-o", "json"]), "get");
-    ok(s.kubectl(&["patch", "cm", "doc", "--type=merge", "-p", r#"{"data":{"v":"2"}}"#]), "patch");
+    ok(
+        s.kubectl(&[
+            "patch",
+            "cm",
+            "doc",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"v":"2"}}"#,
+        ]),
+        "patch",
+    );
     let mut stale = json(&old);
     stale["data"]["v"] = "3".into();
     let file = write(s.home(), "stale.json", &stale.to_string());
     let out = s.kubectl(&["replace", "-f", &file.to_string_lossy()]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("the object has been modified"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the object has been modified"),
+        "{}",
+        stderr(&out)
+    );
     let now = json(&ok(s.kubectl(&["get", "cm", "doc", "-o", "json"]), "get"));
     assert_eq!(now["data"]["v"], "2", "the stale replace changed nothing");
 }
@@ -130,7 +247,14 @@ fn kubectl_replace_with_a_stale_resource_version_conflicts() {
 fn kubectl_get_watch_streams_changes() {
     let s = Server::start();
     let mut watch = Command::new(tool("kubectl"))
-        .args(["get", "configmaps", "--watch", "--output-watch-events", "-o", "json"])
+        .args([
+            "get",
+            "configmaps",
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "json",
+        ])
         .env("KUBECONFIG", s.kubeconfig())
         .env("HOME", s.home())
         .stdout(Stdio::piped())
@@ -153,16 +277,33 @@ fn kubectl_get_watch_streams_changes() {
     });
     // Give the watch a moment to be established, then change things.
     std::thread::sleep(Duration::from_millis(1500));
-    ok(s.kubectl(&["create", "configmap", "watched", "--from-literal=a=1"]), "create");
-    ok(s.kubectl(&["patch", "cm", "watched", "--type=merge", "-p", r#"{"data":{"a":"2"}}"#]), "patch");
+    ok(
+        s.kubectl(&["create", "configmap", "watched", "--from-literal=a=1"]),
+        "create",
+    );
+    ok(
+        s.kubectl(&[
+            "patch",
+            "cm",
+            "watched",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"a":"2"}}"#,
+        ]),
+        "patch",
+    );
     ok(s.kubectl(&["delete", "cm", "watched"]), "delete");
     let mut events = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while events.len() < 3 && Instant::now() < deadline {
-        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(200)) {
-            if ev["object"]["metadata"]["name"] == "watched" {
-                events.push(format!("{} {}", ev["type"].as_str().unwrap_or("?"), ev["object"]["data"]["a"].as_str().unwrap_or("-")));
-            }
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(200))
+            && ev["object"]["metadata"]["name"] == "watched"
+        {
+            events.push(format!(
+                "{} {}",
+                ev["type"].as_str().unwrap_or("?"),
+                ev["object"]["data"]["a"].as_str().unwrap_or("-")
+            ));
         }
     }
     let _ = watch.kill();

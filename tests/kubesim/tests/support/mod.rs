@@ -11,8 +11,14 @@ pub fn tool(name: &str) -> PathBuf {
         return PathBuf::from(p);
     }
     std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file()))
-        .unwrap_or_else(|| panic!("{name} is not installed: run scripts/test (it installs it) or set ${var}"))
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: run scripts/test (it installs it) or set ${var}")
+        })
 }
 
 /// Runs a client with the simulator's kubeconfig and a private HOME (its discovery cache).
@@ -38,6 +44,11 @@ pub fn stderr(out: &Output) -> String {
 
 /// Asserts a command succeeded and returns its standard output.
 pub fn ok(out: Output, what: &str) -> String {
-    assert!(out.status.success(), "{what} failed: {}\n{}", stderr(&out), stdout(&out));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
     stdout(&out)
 }

@@ -658,8 +658,20 @@ impl Store {
         &mut self,
         rt: &ResourceType,
         ns: &str,
+        obj: Value,
+        ctx: &WriteCtx,
+    ) -> ApiResult<Value> {
+        self.create_inner(rt, ns, obj, ctx, false)
+    }
+
+    /// Creates an object; `applied` keeps the managedFields a server-side apply computed.
+    fn create_inner(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
         mut obj: Value,
         ctx: &WriteCtx,
+        applied: bool,
     ) -> ApiResult<Value> {
         if !obj.is_object() {
             return Err(ApiError::bad_request(
@@ -726,7 +738,9 @@ impl Store {
             m.remove("deletionTimestamp");
             m.remove("deletionGracePeriodSeconds");
             m.remove("resourceVersion");
-            m.remove("managedFields");
+            if !applied {
+                m.remove("managedFields");
+            }
             m.remove("selfLink");
             if rt.has_generation {
                 m.insert("generation".into(), json!(1));
@@ -742,7 +756,7 @@ impl Store {
         }
         self.default_new(rt, &mut obj)?;
         self.admit(rt, ns, &name, &mut obj)?;
-        if !ctx.manager.is_empty() {
+        if !applied && !ctx.manager.is_empty() {
             managed::record_update(None, &mut obj, &ctx.manager, &rt.api_version(), &time, None);
         }
         if ctx.dry_run {
@@ -807,23 +821,7 @@ impl Store {
                 let merged = managed::apply(&obj, &config, &req)
                     .map_err(|c| conflict_error(rt, name, &c))?;
                 // The creation is recorded as the apply alone.
-                let entries = managed::read_entries(&merged);
-                let mut created = self.create(
-                    rt,
-                    ns,
-                    merged,
-                    &WriteCtx {
-                        manager: String::new(),
-                        ..ctx.clone()
-                    },
-                )?;
-                if !ctx.dry_run {
-                    managed::write_entries(&mut created, &entries);
-                    let stored = self.replace_stored(rt, ns_key, name, created);
-                    return Ok((*stored).clone());
-                }
-                managed::write_entries(&mut created, &entries);
-                Ok(created)
+                self.create_inner(rt, ns, merged, ctx, true)
             }
             Some(live) => {
                 let merged = managed::apply(&live, &config, &req)
@@ -831,43 +829,6 @@ impl Store {
                 self.write_existing(rt, ns_key, name, &live, merged, ctx, part, false)
             }
         }
-    }
-
-    /// Rewrites a just-created object in place (same resourceVersion history semantics as a write).
-    fn replace_stored(
-        &mut self,
-        rt: &ResourceType,
-        ns: &str,
-        name: &str,
-        obj: Value,
-    ) -> Arc<Value> {
-        let key = rt.key();
-        let mut obj = obj;
-        if let Some(current) = self.lookup(&key, ns, name)
-            && let Some(rv) = meta_str(&current, "resourceVersion")
-        {
-            meta_mut(&mut obj).insert("resourceVersion".into(), json!(rv));
-        }
-        let arc = Arc::new(obj);
-        self.objects
-            .entry(key)
-            .or_default()
-            .insert((ns.to_string(), name.to_string()), arc.clone());
-        // The ADDED event already sent carried managedFields of the create; patch the history entry
-        // so late watchers see the same object that GET returns.
-        if let Some(last) = self.history.back_mut()
-            && last.rv.to_string() == meta_str(&arc, "resourceVersion").unwrap_or_default()
-        {
-            *last = Arc::new(Event {
-                rv: last.rv,
-                key: last.key.clone(),
-                namespace: last.namespace.clone(),
-                kind: last.kind,
-                object: arc.clone(),
-                previous: last.previous.clone(),
-            });
-        }
-        arc
     }
 
     /// Replaces an object (PUT), on the main resource or its status.

@@ -739,3 +739,131 @@ async fn watches_replay_from_a_resource_version_and_send_bookmarks() -> TestResu
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn watches_see_apply_creates_and_selector_transitions() -> TestResult {
+    let (_sim, client) = sim().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let start = cms
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .ok_or("no list rv")?;
+    let wp = kube::api::WatchParams::default()
+        .labels("tier=front")
+        .timeout(10);
+    let mut stream = cms.watch(&wp, &start).await?.boxed();
+
+    let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "moving", "labels": {"tier": "front"}}});
+    let created = cms
+        .patch(
+            "moving",
+            &PatchParams::apply("operator"),
+            &Patch::Apply(&config),
+        )
+        .await?;
+    cms.patch(
+        "moving",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"tier": "back"}}})),
+    )
+    .await?;
+    cms.patch(
+        "moving",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"tier": "front"}}})),
+    )
+    .await?;
+
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let ev = tokio::time::timeout(Duration::from_secs(3), stream.try_next())
+            .await??
+            .ok_or("watch ended")?;
+        match ev {
+            kube::api::WatchEvent::Added(c) => {
+                if seen.is_empty() {
+                    // What the watch saw of the applied create is what the apply answered.
+                    assert_eq!(c.metadata.managed_fields, created.metadata.managed_fields);
+                    assert_eq!(
+                        c.metadata.resource_version,
+                        created.metadata.resource_version
+                    );
+                }
+                seen.push("ADDED");
+            }
+            kube::api::WatchEvent::Deleted(_) => seen.push("DELETED"),
+            kube::api::WatchEvent::Modified(_) => seen.push("MODIFIED"),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        ["ADDED", "DELETED", "ADDED"],
+        "leaving and re-entering the selection"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn object_count_quotas_refuse_node_ports_and_load_balancers() -> TestResult {
+    let (_sim, client) = sim().await?;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "default");
+    quotas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "objects"},
+        "spec": {"hard": {"services.nodeports": "0", "services.loadbalancers": "1", "count/configmaps": "1"}}}))?).await?;
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), "default");
+    let svc = |name: &str, ty: &str| {
+        serde_json::from_value::<k8s_openapi::api::core::v1::Service>(json!({
+        "metadata": {"name": name}, "spec": {"type": ty, "selector": {"app": "web"}, "ports": [{"port": 443}]}}))
+    };
+
+    let internal = services
+        .create(&PostParams::default(), &svc("internal", "ClusterIP")?)
+        .await?;
+    assert!(
+        internal.spec.and_then(|s| s.cluster_ip).is_some(),
+        "a ClusterIP is allocated"
+    );
+    let err = services
+        .create(&PostParams::default(), &svc("exposed", "NodePort")?)
+        .await
+        .map_err(api_error)
+        .err()
+        .ok_or("NodePort must be refused")?;
+    assert_eq!(err.code, 403);
+    assert_eq!(
+        err.message,
+        "services \"exposed\" is forbidden: exceeded quota: objects, requested: services.nodeports=1, used: services.nodeports=0, limited: services.nodeports=0"
+    );
+
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    cms.create(&PostParams::default(), &cm("one", json!({}))?)
+        .await?;
+    let err = cms
+        .create(&PostParams::default(), &cm("two", json!({}))?)
+        .await
+        .map_err(api_error)
+        .err();
+    assert_eq!(
+        err.map(|e| e.code),
+        Some(403),
+        "count/configmaps is enforced"
+    );
+    let used = quotas
+        .get("objects")
+        .await?
+        .status
+        .and_then(|s| s.used)
+        .unwrap_or_default();
+    assert_eq!(
+        used.get("count/configmaps").map(|q| q.0.as_str()),
+        Some("1")
+    );
+    assert_eq!(
+        used.get("services.nodeports").map(|q| q.0.as_str()),
+        Some("0")
+    );
+    Ok(())
+}

@@ -246,6 +246,10 @@ fn kubectl_replace_with_a_stale_resource_version_conflicts() {
 #[test]
 fn kubectl_get_watch_streams_changes() {
     let s = Server::start();
+    ok(
+        s.kubectl(&["create", "configmap", "marker"]),
+        "create marker",
+    );
     let mut watch = Command::new(tool("kubectl"))
         .args([
             "get",
@@ -275,8 +279,18 @@ fn kubectl_get_watch_streams_changes() {
             }
         }
     });
-    // Give the watch a moment to be established, then change things.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Once the marker from kubectl's initial list is printed, kubectl watches from that list's
+    // resourceVersion: every later change reaches it as its own event.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "kubectl never listed the marker");
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(200))
+            && ev["object"]["metadata"]["name"] == "marker"
+        {
+            assert_eq!(ev["type"], "ADDED");
+            break;
+        }
+    }
     ok(
         s.kubectl(&["create", "configmap", "watched", "--from-literal=a=1"]),
         "create",

@@ -1,3 +1,6 @@
-//! govcloud's Kubernetes side: the `Tenant` custom resource, its reconciler, metering and leader
-//! election (see `../shared/DESIGN.md` §2–§3). The controller arrives with the operator issue; this
-//! crate exists now so that the workspace has its final shape.
+//! govcloud's Kubernetes side: the `Tenant` custom resource, and (to come) its reconciler,
+//! metering and leader election (see `../shared/DESIGN.md` §2–§3).
+
+pub mod crd;
+pub mod crdgen;
+pub mod validate;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::quantity::{self, Format, Nanos};
 use crate::resources::ResourceType;
+use govcloud_quantity::{self as quantity, Format, Nanos};
 
 const ONE: Nanos = 1_000_000_000;
 

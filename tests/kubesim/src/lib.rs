@@ -34,7 +34,6 @@ pub mod error;
 pub mod managed;
 pub mod patch;
 pub mod protobuf;
-pub mod quantity;
 pub mod resources;
 pub mod selector;
 pub mod server;

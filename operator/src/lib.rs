@@ -1,6 +1,7 @@
 //! govcloud's Kubernetes side: the `Tenant` custom resource, and (to come) its reconciler,
 //! metering and leader election (see `../shared/DESIGN.md` §2–§3).
 
+pub mod build;
 pub mod crd;
 pub mod crdgen;
 pub mod validate;

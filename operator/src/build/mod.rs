@@ -1,0 +1,112 @@
+//! The desired Kubernetes objects for a tenant, built by pure functions from a validated spec:
+//! no client, no clock. One builder per kind; [`meta`] gives every object the same labels and an
+//! owner reference to its Tenant, so watches bring drift back to it and orphans can be found.
+
+pub mod namespace;
+pub mod network;
+pub mod quota;
+pub mod rbac;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+
+use crate::crd::Tenant;
+use crate::validate::namespace_name;
+
+/// The field manager of every write the operator makes.
+pub const FIELD_MANAGER: &str = "govcloud-operator";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_TENANT: &str = "govcloud.io/tenant";
+pub const LABEL_ORGANIZATION: &str = "govcloud.io/organization";
+/// The short name of a tenant namespace (`prod` in `nghean-stttt-prod`), for grants' selectors.
+pub const LABEL_NAMESPACE: &str = "govcloud.io/namespace";
+
+/// Platform settings the builders need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// The namespace of the platform's ingress controller, allowed into every tenant namespace.
+    pub ingress_namespace: String,
+    /// The ClusterRole tenant owners and deployers are bound to.
+    pub tenant_role: String,
+    /// The most PersistentVolumeClaims one namespace may hold.
+    pub max_claims_per_namespace: u32,
+}
+
+impl Default for Platform {
+    fn default() -> Self {
+        Self {
+            ingress_namespace: "ingress-nginx".into(),
+            tenant_role: "govcloud-tenant-admin".into(),
+            max_claims_per_namespace: 50,
+        }
+    }
+}
+
+/// The tenant's own labels, on everything it owns.
+pub fn tenant_labels(tenant: &Tenant) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_MANAGED_BY.to_string(), FIELD_MANAGER.to_string()),
+        (LABEL_TENANT.to_string(), tenant.name_any()),
+    ])
+}
+
+/// The owner reference every object of a tenant carries.
+pub fn owner_reference(tenant: &Tenant) -> OwnerReference {
+    OwnerReference {
+        api_version: Tenant::api_version(&()).into_owned(),
+        kind: Tenant::kind(&()).into_owned(),
+        name: tenant.name_any(),
+        uid: tenant.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Metadata for an object of `tenant`, named `name`, in `namespace` (None: cluster-scoped).
+pub fn meta(tenant: &Tenant, name: &str, namespace: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: namespace.map(str::to_string),
+        labels: Some(tenant_labels(tenant)),
+        owner_references: Some(vec![owner_reference(tenant)]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The full Kubernetes names of a tenant's namespaces, in spec order.
+pub fn namespace_names(tenant: &Tenant) -> Vec<String> {
+    let name = tenant.name_any();
+    tenant
+        .spec
+        .namespaces
+        .iter()
+        .map(|n| namespace_name(&name, &n.name))
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::crd::Tenant;
+
+    pub const TENANT: &str = r#"
+apiVersion: govcloud.io/v1alpha1
+kind: Tenant
+metadata: { name: nghean-stttt, uid: 6f1c0c4e-0000-4000-8000-000000000001 }
+spec:
+  displayName: Sở Thông tin và Truyền thông Nghệ An
+  organization: nghe-an
+  owners: [ { kind: Group, name: "nghean:stttt:admins" } ]
+  namespaces:
+    - { name: prod,    quota: { cpu: "8", memory: 32Gi, storage: 200Gi, pods: 100, loadBalancers: 1 } }
+    - { name: staging, quota: { cpu: 2, memory: 8Gi,  storage: 50Gi,  pods: 30 } }
+  podSecurity: restricted
+  network: { egress: Internet, allowFrom: [ { tenant: nghean-sotc, namespace: prod, ports: [443] } ] }
+  billing: { plan: Reserved, costCenter: "NA-STTTT" }
+"#;
+
+    pub fn tenant(yaml: &str) -> Tenant {
+        serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("fixture does not parse: {e}"))
+    }
+}

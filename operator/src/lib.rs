@@ -2,6 +2,7 @@
 //! metering and leader election (see `../shared/DESIGN.md` §2–§3).
 
 pub mod build;
+pub mod controller;
 pub mod crd;
 pub mod crdgen;
 pub mod validate;

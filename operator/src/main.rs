@@ -1,9 +1,10 @@
-//! `govcloud-operator`: `crdgen` writes the CRDs to a directory (or prints them).
+//! `govcloud-operator run` reconciles Tenants; `govcloud-operator crdgen` writes the CRDs.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use govcloud_operator::build::Platform;
 
 #[derive(Debug, Parser)]
 #[command(name = "govcloud-operator", about = "govcloud's Kubernetes operator")]
@@ -14,6 +15,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Reconciles Tenants, with the kubeconfig or in-cluster configuration kube-rs finds.
+    Run {
+        /// Namespace of the platform's ingress controller, allowed into every tenant namespace.
+        #[arg(
+            long,
+            env = "GOVCLOUD_INGRESS_NAMESPACE",
+            default_value = "ingress-nginx"
+        )]
+        ingress_namespace: String,
+        /// The ClusterRole tenant owners and deployers are bound to (the operator keeps it).
+        #[arg(
+            long,
+            env = "GOVCLOUD_TENANT_ROLE",
+            default_value = "govcloud-tenant-admin"
+        )]
+        tenant_role: String,
+        /// The most PersistentVolumeClaims one tenant namespace may hold.
+        #[arg(long, env = "GOVCLOUD_MAX_CLAIMS", default_value_t = 50)]
+        max_claims_per_namespace: u32,
+        /// This replica's name, in the Events it publishes (the pod name in a cluster).
+        #[arg(long, env = "POD_NAME")]
+        instance: Option<String>,
+    },
     /// Writes the CustomResourceDefinitions as YAML, one file each, into DIR (stdout without --out).
     Crdgen {
         /// The directory to write into (the repository's `crds/`).
@@ -22,8 +46,51 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Run {
+            ingress_namespace,
+            tenant_role,
+            max_claims_per_namespace,
+            instance,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to Kubernetes")?;
+            let platform = Platform {
+                ingress_namespace,
+                tenant_role,
+                max_claims_per_namespace,
+            };
+            tracing::info!(?platform, "govcloud-operator starting");
+            govcloud_operator::controller::run(client, platform, instance, shutdown_signal()).await;
+        }
         Command::Crdgen { out } => {
             for (file, yaml) in govcloud_operator::crdgen::crds()? {
                 match &out {

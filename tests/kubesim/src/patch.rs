@@ -10,16 +10,32 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
 
+/// Applies a JSON patch as the API server does: atomically, and with one Kubernetes quirk kept —
+/// a `test` for `null` passes when the path does not exist (kube-rs' finalizer helper relies on it).
 pub fn json_patch(target: &Value, body: &[u8]) -> ApiResult<Value> {
-    let patch: json_patch::Patch = serde_json::from_slice(body)
+    let ops: Vec<Value> = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
     let mut doc = target.clone();
-    json_patch::patch(&mut doc, &patch).map_err(|e| {
-        ApiError::internal(format!(
-            "the server rejected our request due to an error in our request: {e}"
-        ))
-        .into_unprocessable()
-    })?;
+    for (i, op) in ops.iter().enumerate() {
+        let is_null_test = op.get("op").and_then(Value::as_str) == Some("test")
+            && op.get("value").is_some_and(Value::is_null);
+        if is_null_test {
+            let path = op.get("path").and_then(Value::as_str).unwrap_or_default();
+            if doc.pointer(path).is_none_or(Value::is_null) {
+                continue;
+            }
+        }
+        let single: json_patch::Patch = serde_json::from_value(Value::Array(vec![op.clone()]))
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON patch operation {i}: {e}")))?;
+        json_patch::patch(&mut doc, &single).map_err(|e| {
+            let mut err = ApiError::internal(format!(
+                "the server rejected our request due to an error in our request: operation {i}: {e}"
+            ));
+            err.code = 422;
+            err.reason = "Invalid";
+            err
+        })?;
+    }
     Ok(doc)
 }
 
@@ -27,18 +43,6 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Value {
     let mut doc = target.clone();
     json_patch::merge(&mut doc, patch);
     doc
-}
-
-trait Unprocessable {
-    fn into_unprocessable(self) -> ApiError;
-}
-
-impl Unprocessable for ApiError {
-    fn into_unprocessable(mut self) -> ApiError {
-        self.code = 422;
-        self.reason = "Invalid";
-        self
-    }
 }
 
 /// The merge key of a list field, as the built-in types declare with `patchMergeKey`.
@@ -231,6 +235,19 @@ mod tests {
             &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"]}}),
         )?;
         assert_eq!(out["metadata"]["finalizers"], json!(["y"]));
+        Ok(())
+    }
+
+    #[test]
+    fn json_patch_null_test_passes_on_a_missing_path_like_kubernetes() -> ApiResult<()> {
+        let patch = br#"[{"op":"test","path":"/metadata/finalizers","value":null},
+                         {"op":"add","path":"/metadata/finalizers","value":[]},
+                         {"op":"add","path":"/metadata/finalizers/-","value":"x/y"}]"#;
+        let out = json_patch(&json!({"metadata": {"name": "a"}}), patch)?;
+        assert_eq!(out["metadata"]["finalizers"], json!(["x/y"]));
+        // When the list exists, the null test fails and nothing changes.
+        let err = json_patch(&out, patch).err();
+        assert_eq!(err.map(|e| e.code), Some(422));
         Ok(())
     }
 

@@ -23,6 +23,15 @@ pub fn json_path(obj: &Value, path: &str) -> Option<Value> {
             let end = r.find(']')?;
             let inner = &r[..end];
             rest = &r[end + 1..];
+            if inner == "*" {
+                // Every element: the rest of the path is read from each, and the results listed.
+                let items: Vec<Value> = cur
+                    .as_array()?
+                    .iter()
+                    .filter_map(|item| json_path(item, rest))
+                    .collect();
+                return Some(Value::Array(items));
+            }
             if let Some(filter) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
                 let (field, want) = filter.split_once("==")?;
                 let want = want.trim().trim_matches(['"', '\'']);
@@ -174,5 +183,13 @@ mod tests {
             Some(json!("A"))
         );
         assert_eq!(json_path(&o, ".status.missing"), None);
+        assert_eq!(
+            json_path(&o, ".status.conditions[*].type"),
+            Some(json!(["A", "Ready"]))
+        );
+        assert_eq!(
+            cell(json_path(&o, ".status.conditions[*].type")),
+            json!("A,Ready")
+        );
     }
 }

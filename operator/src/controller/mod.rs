@@ -1,0 +1,378 @@
+//! The Tenant controller: `reconcile` wraps the pipeline — validate (pure) → build (pure) →
+//! apply (server-side apply) → status — in a finalizer whose cleanup deletes the tenant's
+//! namespaces before the Tenant goes. Everything the operator makes carries an owner reference
+//! to its Tenant and is watched, so a deleted or edited object is put back.
+
+pub mod apply;
+pub mod status;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::build::network::outbound_links;
+use crate::build::{FIELD_MANAGER, LABEL_MANAGED_BY, Platform};
+use crate::crd::Tenant;
+use crate::validate::validate;
+use status::{Observation, build_status};
+
+/// The finalizer that holds a Tenant until its namespaces are gone.
+pub const FINALIZER: &str = "govcloud.io/cleanup";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("applying {kind} {name}: {source}")]
+    ApplyObject {
+        kind: String,
+        name: String,
+        source: Box<kube::Error>,
+    },
+    #[error("deleting {kind} {name}: {source}")]
+    DeleteObject {
+        kind: String,
+        name: String,
+        source: Box<kube::Error>,
+    },
+    #[error("listing {kind}: {source}")]
+    ListObjects {
+        kind: String,
+        source: Box<kube::Error>,
+    },
+    #[error("writing the status of tenant {name}: {source}")]
+    WriteStatus {
+        name: String,
+        source: Box<kube::Error>,
+    },
+    #[error("namespaces of tenant {tenant} are still terminating: {remaining:?}")]
+    NamespacesTerminating {
+        tenant: String,
+        remaining: Vec<String>,
+    },
+    #[error("finalizer of tenant {name}: {source}")]
+    Finalizer {
+        name: String,
+        source: Box<kube::runtime::finalizer::Error<Error>>,
+    },
+}
+
+impl Error {
+    /// A static name for logs and metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::ApplyObject { .. } => "apply_object",
+            Self::DeleteObject { .. } => "delete_object",
+            Self::ListObjects { .. } => "list_objects",
+            Self::WriteStatus { .. } => "write_status",
+            Self::NamespacesTerminating { .. } => "namespaces_terminating",
+            Self::Finalizer { .. } => "finalizer",
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub platform: Platform,
+    pub recorder: Recorder,
+    /// All tenants, as the controller's own watch sees them (for links between tenants).
+    pub tenants: Store<Tenant>,
+    /// Consecutive failures per tenant, for backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        platform: Platform,
+        tenants: Store<Tenant>,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            platform,
+            tenants,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn event(&self, tenant: &Tenant, type_: EventType, reason: &str, note: String) {
+        let ev = KubeEvent {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &tenant.object_ref(&())).await {
+            tracing::warn!(tenant = %tenant.name_any(), error = %e, "cannot publish event");
+        }
+    }
+}
+
+pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    let name = tenant.name_any();
+    let result = finalizer(&api, FINALIZER, tenant, |event| async {
+        match event {
+            Finalizer::Apply(t) => apply_tenant(&t, &ctx).await,
+            Finalizer::Cleanup(t) => cleanup_tenant(&t, &ctx).await,
+        }
+    })
+    .await;
+    match result {
+        Ok(action) => {
+            ctx.failures().remove(&name);
+            Ok(action)
+        }
+        Err(
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e),
+        ) => Err(e),
+        Err(e) => Err(Error::Finalizer {
+            name,
+            source: Box::new(e),
+        }),
+    }
+}
+
+/// The delay before retrying a tenant that failed `n` times in a row: 0.5 s doubling to 5 min.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1u64 << n.min(10))).min(Duration::from_secs(300))
+}
+
+pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Action {
+    let name = tenant.name_any();
+    let n = {
+        let mut f = ctx.failures();
+        let n = f.entry(name.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    tracing::warn!(tenant = %name, category = error.category(), error = %error, attempt = n, "reconcile failed");
+    if matches!(error, Error::NamespacesTerminating { .. }) {
+        return Action::requeue(Duration::from_secs(1));
+    }
+    Action::requeue(backoff(n - 1))
+}
+
+async fn write_status(
+    tenant: &Tenant,
+    ctx: &Context,
+    status: crate::crd::TenantStatus,
+) -> Result<(), Error> {
+    if tenant.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    let patch = json!({"apiVersion": "govcloud.io/v1alpha1", "kind": "Tenant", "status": status});
+    api.patch_status(
+        &tenant.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(|source| Error::WriteStatus {
+        name: tenant.name_any(),
+        source: Box::new(source),
+    })?;
+    Ok(())
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
+    let name = tenant.name_any();
+    let now = now();
+    if let Err(errors) = validate(tenant) {
+        let status = build_status(
+            tenant.status.as_ref(),
+            &Observation {
+                generation: tenant.metadata.generation,
+                invalid: Some(&errors),
+                now: &now,
+                ..Observation::default()
+            },
+        );
+        let message = status
+            .conditions
+            .first()
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        if tenant
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.first())
+            .map(|c| &c.message)
+            != Some(&message)
+        {
+            ctx.event(tenant, EventType::Warning, "InvalidSpec", message)
+                .await;
+        }
+        write_status(tenant, ctx, status).await?;
+        // Nothing to retry: a bad spec waits for an edit.
+        return Ok(Action::await_change());
+    }
+    let all: Vec<Tenant> = ctx.tenants.state().iter().map(|t| (**t).clone()).collect();
+    let existing: BTreeSet<String> = all.iter().map(ResourceExt::name_any).collect();
+    let outbound = outbound_links(&name, &all);
+    let observed = match apply::apply_tenant(&ctx.client, tenant, &outbound, &ctx.platform).await {
+        Ok(o) => o,
+        Err(e) => {
+            ctx.event(tenant, EventType::Warning, "ApplyFailed", e.to_string())
+                .await;
+            return Err(e);
+        }
+    };
+    let unknown_grants = tenant
+        .spec
+        .network
+        .allow_from
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| !existing.contains(&g.tenant))
+        .map(|(i, g)| (i, g.tenant.clone()))
+        .collect();
+    let status = build_status(
+        tenant.status.as_ref(),
+        &Observation {
+            generation: tenant.metadata.generation,
+            suspended: tenant.spec.suspended,
+            invalid: None,
+            namespaces: observed,
+            unknown_grants,
+            now: &now,
+        },
+    );
+    let became_ready = status.phase != tenant.status.as_ref().and_then(|s| s.phase);
+    let provisioning = status.phase == Some(crate::crd::Phase::Provisioning);
+    if became_ready {
+        let reason = format!(
+            "{:?}",
+            status.phase.unwrap_or(crate::crd::Phase::Provisioning)
+        );
+        let note = status
+            .conditions
+            .first()
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        ctx.event(tenant, EventType::Normal, &reason, note).await;
+    }
+    write_status(tenant, ctx, status).await?;
+    Ok(if provisioning {
+        Action::requeue(Duration::from_secs(2))
+    } else {
+        Action::requeue(Duration::from_secs(600))
+    })
+}
+
+async fn cleanup_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
+    let name = tenant.name_any();
+    let remaining = apply::delete_tenant_namespaces(&ctx.client, &name).await?;
+    if !remaining.is_empty() {
+        return Err(Error::NamespacesTerminating {
+            tenant: name,
+            remaining,
+        });
+    }
+    ctx.event(
+        tenant,
+        EventType::Normal,
+        "Deleted",
+        "every namespace of the tenant is gone".into(),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    platform: Platform,
+    instance: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let tenants: Api<Tenant> = Api::all(client.clone());
+    let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}"));
+    let controller = Controller::new(tenants.clone(), watcher::Config::default());
+    let store = controller.store();
+    let links_store = store.clone();
+    let ctx = Arc::new(Context::new(client.clone(), platform, store, instance));
+    controller
+        .owns(Api::<Namespace>::all(client.clone()), owned.clone())
+        .owns(Api::<ResourceQuota>::all(client.clone()), owned.clone())
+        .owns(Api::<LimitRange>::all(client.clone()), owned.clone())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
+        .owns(Api::<RoleBinding>::all(client.clone()), owned.clone())
+        .owns(Api::<ServiceAccount>::all(client.clone()), owned)
+        // A tenant's links concern others: the tenants it grants (their egress) and the tenants
+        // that grant it (their LinksResolved condition).
+        .watches(tenants, watcher::Config::default(), move |t: Tenant| {
+            let me = t.name_any();
+            let mut refs: BTreeSet<String> = t
+                .spec
+                .network
+                .allow_from
+                .iter()
+                .map(|g| g.tenant.clone())
+                .collect();
+            for other in links_store.state() {
+                if other.spec.network.allow_from.iter().any(|g| g.tenant == me) {
+                    refs.insert(other.name_any());
+                }
+            }
+            refs.remove(&me);
+            refs.into_iter()
+                .map(|n| ObjectRef::new(&n))
+                .filter(|r| links_store.get(r).is_some())
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(tenant = %obj.name, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile error"),
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_millis(500));
+        assert_eq!(backoff(3), Duration::from_secs(4));
+        assert_eq!(backoff(30), Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,88 @@
+//! Helpers for govcloud's end-to-end tests: a simulated cluster with the CRDs installed and the
+//! operator running against it through a real `kube::Client`.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use govcloud_operator::build::Platform;
+use govcloud_operator::crd::Tenant;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, PostParams};
+use kube::{Client, CustomResourceExt};
+use kubesim::KubeSim;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A simulated cluster with the Tenant CRD, and (once started) an operator.
+pub struct Cluster {
+    pub sim: KubeSim,
+    pub client: Client,
+    operators: Vec<(oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+impl Cluster {
+    pub async fn new() -> TestResult<Self> {
+        let sim = KubeSim::start().await?;
+        let client = sim.client()?;
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &Tenant::crd())
+            .await?;
+        Ok(Self {
+            sim,
+            client,
+            operators: Vec::new(),
+        })
+    }
+
+    /// Starts the operator, as its binary would, with its own client.
+    pub fn start_operator(&mut self) -> TestResult {
+        let client = self.sim.client()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(govcloud_operator::controller::run(
+            client,
+            Platform::default(),
+            None,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        self.operators.push((tx, task));
+        Ok(())
+    }
+
+    pub async fn stop_operators(&mut self) {
+        for (tx, task) in self.operators.drain(..) {
+            let _ = tx.send(());
+            let _ = task.await;
+        }
+    }
+
+    pub fn tenants(&self) -> Api<Tenant> {
+        Api::all(self.client.clone())
+    }
+}
+
+/// Polls `check` until it returns `Some`, for up to 15 seconds.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> TestResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(v) = check().await {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for: {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A Tenant from YAML.
+pub fn tenant(yaml: &str) -> TestResult<Tenant> {
+    Ok(serde_yaml::from_str(yaml)?)
+}

@@ -5,4 +5,5 @@ pub mod build;
 pub mod controller;
 pub mod crd;
 pub mod crdgen;
+pub mod leader;
 pub mod validate;

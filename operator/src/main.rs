@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use govcloud_operator::build::Platform;
+use govcloud_operator::leader::{self, LeaseSettings};
 
 #[derive(Debug, Parser)]
 #[command(name = "govcloud-operator", about = "govcloud's Kubernetes operator")]
@@ -34,9 +35,12 @@ enum Command {
         /// The most PersistentVolumeClaims one tenant namespace may hold.
         #[arg(long, env = "GOVCLOUD_MAX_CLAIMS", default_value_t = 50)]
         max_claims_per_namespace: u32,
-        /// This replica's name, in the Events it publishes (the pod name in a cluster).
+        /// This replica's name: its identity in the lease and in the Events it publishes (the pod name in a cluster).
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
+        /// Namespace of the leader-election Lease (the operator's own namespace in a cluster).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
     },
     /// Writes the CustomResourceDefinitions as YAML, one file each, into DIR (stdout without --out).
     Crdgen {
@@ -73,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
             tenant_role,
             max_claims_per_namespace,
             instance,
+            lease_namespace,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -88,8 +93,12 @@ async fn main() -> anyhow::Result<()> {
                 tenant_role,
                 max_claims_per_namespace,
             };
-            tracing::info!(?platform, "govcloud-operator starting");
-            govcloud_operator::controller::run(client, platform, instance, shutdown_signal()).await;
+            let identity =
+                instance.unwrap_or_else(|| format!("govcloud-operator-{}", std::process::id()));
+            tracing::info!(?platform, %identity, "govcloud-operator starting; waiting to lead");
+            let lease = LeaseSettings::new(&lease_namespace, &identity);
+            // Losing the lease ends the process with an error, so the replica restarts as a follower.
+            leader::run_as_leader(client, platform, lease, shutdown_signal()).await?;
         }
         Command::Crdgen { out } => {
             for (file, yaml) in govcloud_operator::crdgen::crds()? {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use govcloud_operator::build::Platform;
 use govcloud_operator::crd::Tenant;
+use govcloud_operator::leader::{LeaseSettings, run_as_leader};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube::{Client, CustomResourceExt};
@@ -50,6 +51,35 @@ impl Cluster {
         ));
         self.operators.push((tx, task));
         Ok(())
+    }
+
+    /// Starts a leader-elected operator replica named `identity`, with short lease timings.
+    pub fn start_replica(&mut self, identity: &str) -> TestResult {
+        let client = self.sim.client()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let settings = LeaseSettings {
+            lease_duration: Duration::from_secs(3),
+            renew_interval: Duration::from_millis(500),
+            retry_interval: Duration::from_millis(200),
+            ..LeaseSettings::new("default", identity)
+        };
+        let task = tokio::spawn(async move {
+            let stop = async {
+                let _ = rx.await;
+            };
+            if let Err(e) = run_as_leader(client, Platform::default(), settings, stop).await {
+                panic!("replica failed: {e}");
+            }
+        });
+        self.operators.push((tx, task));
+        Ok(())
+    }
+
+    /// Stops the replica started `index`-th (graceful: a leader releases its lease).
+    pub async fn stop_replica(&mut self, index: usize) {
+        let (tx, task) = self.operators.remove(index);
+        let _ = tx.send(());
+        let _ = task.await;
     }
 
     pub async fn stop_operators(&mut self) {

@@ -5,6 +5,7 @@
 //! takes over at once; a leader that cannot renew stops reconciling before its lease runs out.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -14,6 +15,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 
 use crate::build::Platform;
+use crate::telemetry::Telemetry;
 
 /// Where the lease is and how it is timed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,12 +169,15 @@ pub async fn run_as_leader(
     client: Client,
     platform: Platform,
     settings: LeaseSettings,
+    telemetry: Arc<Telemetry>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let api: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
     let shutdown = shutdown.boxed().shared();
     loop {
-        match try_hold(&api, &settings).await {
+        let attempt = try_hold(&api, &settings).await;
+        telemetry.set_api_reachable(attempt.is_ok());
+        match attempt {
             Ok(true) => break,
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "cannot reach the lease; retrying"),
@@ -183,14 +188,17 @@ pub async fn run_as_leader(
         }
     }
     tracing::info!(identity = %settings.identity, lease = %settings.name, "became the leader");
+    telemetry.leader.set(1);
     let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
     let renew = {
-        let (api, s) = (api.clone(), settings.clone());
+        let (api, s, telemetry) = (api.clone(), settings.clone(), telemetry.clone());
         tokio::spawn(async move {
             let mut last_renewed = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(s.renew_interval).await;
-                match try_hold(&api, &s).await {
+                let attempt = try_hold(&api, &s).await;
+                telemetry.set_api_reachable(attempt.is_ok());
+                match attempt {
                     Ok(true) => last_renewed = tokio::time::Instant::now(),
                     Ok(false) => break,
                     // Stop before the lease can run out under us, leaving a margin.
@@ -214,8 +222,16 @@ pub async fn run_as_leader(
             }
         }
     };
-    crate::controller::run(client, platform, Some(settings.identity.clone()), stop).await;
+    crate::controller::run(
+        client,
+        platform,
+        Some(settings.identity.clone()),
+        telemetry.clone(),
+        stop,
+    )
+    .await;
     renew.abort();
+    telemetry.leader.set(0);
     if lost.peek().is_some() {
         return Err(Error::LeaseLost {
             namespace: settings.namespace,

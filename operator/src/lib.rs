@@ -6,4 +6,5 @@ pub mod controller;
 pub mod crd;
 pub mod crdgen;
 pub mod leader;
+pub mod telemetry;
 pub mod validate;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use govcloud_operator::build::Platform;
 use govcloud_operator::leader::{self, LeaseSettings};
+use govcloud_operator::telemetry::{self, Telemetry};
 
 #[derive(Debug, Parser)]
 #[command(name = "govcloud-operator", about = "govcloud's Kubernetes operator")]
@@ -38,6 +39,13 @@ enum Command {
         /// This replica's name: its identity in the lease and in the Events it publishes (the pod name in a cluster).
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
+        /// Where `/metrics`, `/healthz` and `/readyz` are served.
+        #[arg(
+            long,
+            env = "GOVCLOUD_OPERATOR_METRICS_ADDR",
+            default_value = "0.0.0.0:8080"
+        )]
+        metrics_addr: std::net::SocketAddr,
         /// Namespace of the leader-election Lease (the operator's own namespace in a cluster).
         #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
         lease_namespace: String,
@@ -78,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
             max_claims_per_namespace,
             instance,
             lease_namespace,
+            metrics_addr,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -97,8 +106,18 @@ async fn main() -> anyhow::Result<()> {
                 instance.unwrap_or_else(|| format!("govcloud-operator-{}", std::process::id()));
             tracing::info!(?platform, %identity, "govcloud-operator starting; waiting to lead");
             let lease = LeaseSettings::new(&lease_namespace, &identity);
+            let telemetry = std::sync::Arc::new(Telemetry::default());
+            let listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| format!("listening on {metrics_addr}"))?;
+            tracing::info!(%metrics_addr, "serving /metrics, /healthz, /readyz");
+            let router = telemetry::router(telemetry.clone());
+            let server = tokio::spawn(async move { axum::serve(listener, router).await });
             // Losing the lease ends the process with an error, so the replica restarts as a follower.
-            leader::run_as_leader(client, platform, lease, shutdown_signal()).await?;
+            let outcome =
+                leader::run_as_leader(client, platform, lease, telemetry, shutdown_signal()).await;
+            server.abort();
+            outcome?;
         }
         Command::Crdgen { out } => {
             for (file, yaml) in govcloud_operator::crdgen::crds()? {

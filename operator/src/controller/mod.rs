@@ -26,6 +26,7 @@ use serde_json::json;
 use crate::build::network::outbound_links;
 use crate::build::{FIELD_MANAGER, LABEL_MANAGED_BY, Platform};
 use crate::crd::Tenant;
+use crate::telemetry::Telemetry;
 use crate::validate::validate;
 use status::{Observation, build_status};
 
@@ -89,6 +90,7 @@ pub struct Context {
     pub recorder: Recorder,
     /// All tenants, as the controller's own watch sees them (for links between tenants).
     pub tenants: Store<Tenant>,
+    pub telemetry: Arc<Telemetry>,
     /// Consecutive failures per tenant, for backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -99,6 +101,7 @@ impl Context {
         platform: Platform,
         tenants: Store<Tenant>,
         instance: Option<String>,
+        telemetry: Arc<Telemetry>,
     ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
@@ -109,6 +112,7 @@ impl Context {
             client,
             platform,
             tenants,
+            telemetry,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -134,6 +138,7 @@ impl Context {
 }
 
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.telemetry.reconcile_started();
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     let name = tenant.name_any();
     let result = finalizer(&api, FINALIZER, tenant, |event| async {
@@ -172,6 +177,7 @@ pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Ac
         *n = n.saturating_add(1);
         *n
     };
+    ctx.telemetry.reconcile_failed(error.category());
     tracing::warn!(tenant = %name, category = error.category(), error = %error, attempt = n, "reconcile failed");
     if matches!(error, Error::NamespacesTerminating { .. }) {
         return Action::requeue(Duration::from_secs(1));
@@ -317,6 +323,7 @@ pub async fn run(
     client: Client,
     platform: Platform,
     instance: Option<String>,
+    telemetry: Arc<Telemetry>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let tenants: Api<Tenant> = Api::all(client.clone());
@@ -324,7 +331,14 @@ pub async fn run(
     let controller = Controller::new(tenants.clone(), watcher::Config::default());
     let store = controller.store();
     let links_store = store.clone();
-    let ctx = Arc::new(Context::new(client.clone(), platform, store, instance));
+    telemetry.watch_tenants(store.clone());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        platform,
+        store,
+        instance,
+        telemetry,
+    ));
     controller
         .owns(Api::<Namespace>::all(client.clone()), owned.clone())
         .owns(Api::<ResourceQuota>::all(client.clone()), owned.clone())

@@ -2,11 +2,13 @@
 //! operator running against it through a real `kube::Client`.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use govcloud_operator::build::Platform;
 use govcloud_operator::crd::Tenant;
 use govcloud_operator::leader::{LeaseSettings, run_as_leader};
+use govcloud_operator::telemetry::Telemetry;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube::{Client, CustomResourceExt};
@@ -45,6 +47,7 @@ impl Cluster {
             client,
             Platform::default(),
             None,
+            Arc::new(Telemetry::default()),
             async {
                 let _ = rx.await;
             },
@@ -67,7 +70,15 @@ impl Cluster {
             let stop = async {
                 let _ = rx.await;
             };
-            if let Err(e) = run_as_leader(client, Platform::default(), settings, stop).await {
+            if let Err(e) = run_as_leader(
+                client,
+                Platform::default(),
+                settings,
+                Arc::new(Telemetry::default()),
+                stop,
+            )
+            .await
+            {
                 panic!("replica failed: {e}");
             }
         });

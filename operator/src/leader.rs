@@ -14,7 +14,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, PostParams};
 
-use crate::build::Platform;
 use crate::telemetry::Telemetry;
 
 /// Where the lease is and how it is timed.
@@ -167,7 +166,7 @@ pub async fn release(api: &Api<Lease>, s: &LeaseSettings) {
 /// shutdown (having released the lease) and `Err(LeaseLost)` when leadership was lost.
 pub async fn run_as_leader(
     client: Client,
-    platform: Platform,
+    controller: crate::controller::Settings,
     settings: LeaseSettings,
     telemetry: Arc<Telemetry>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -224,8 +223,10 @@ pub async fn run_as_leader(
     };
     crate::controller::run(
         client,
-        platform,
-        Some(settings.identity.clone()),
+        crate::controller::Settings {
+            instance: Some(settings.identity.clone()),
+            ..controller
+        },
         telemetry.clone(),
         stop,
     )

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use govcloud_operator::build::Platform;
+use govcloud_operator::controller::Settings;
 use govcloud_operator::leader::{self, LeaseSettings};
 use govcloud_operator::telemetry::{self, Telemetry};
 
@@ -39,6 +40,9 @@ enum Command {
         /// This replica's name: its identity in the lease and in the Events it publishes (the pod name in a cluster).
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
+        /// How many tenants are reconciled at once.
+        #[arg(long, env = "GOVCLOUD_OPERATOR_CONCURRENCY", default_value_t = 16)]
+        concurrency: u16,
         /// Where `/metrics`, `/healthz` and `/readyz` are served.
         #[arg(
             long,
@@ -87,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
             instance,
             lease_namespace,
             metrics_addr,
+            concurrency,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -106,6 +111,12 @@ async fn main() -> anyhow::Result<()> {
                 instance.unwrap_or_else(|| format!("govcloud-operator-{}", std::process::id()));
             tracing::info!(?platform, %identity, "govcloud-operator starting; waiting to lead");
             let lease = LeaseSettings::new(&lease_namespace, &identity);
+            let settings = Settings {
+                platform,
+                instance: Some(identity.clone()),
+                concurrency,
+                ..Settings::default()
+            };
             let telemetry = std::sync::Arc::new(Telemetry::default());
             let listener = tokio::net::TcpListener::bind(metrics_addr)
                 .await
@@ -115,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
             let server = tokio::spawn(async move { axum::serve(listener, router).await });
             // Losing the lease ends the process with an error, so the replica restarts as a follower.
             let outcome =
-                leader::run_as_leader(client, platform, lease, telemetry, shutdown_signal()).await;
+                leader::run_as_leader(client, settings, lease, telemetry, shutdown_signal()).await;
             server.abort();
             outcome?;
         }

@@ -30,6 +30,29 @@ use crate::telemetry::Telemetry;
 use crate::validate::validate;
 use status::{Observation, build_status};
 
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub platform: Platform,
+    /// This replica's name, in the Events it publishes.
+    pub instance: Option<String>,
+    /// How many tenants are reconciled at once.
+    pub concurrency: u16,
+    /// How long a burst of changes is gathered into one reconcile.
+    pub debounce: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            platform: Platform::default(),
+            instance: None,
+            concurrency: 16,
+            debounce: Duration::from_millis(200),
+        }
+    }
+}
+
 /// The finalizer that holds a Tenant until its namespaces are gone.
 pub const FINALIZER: &str = "govcloud.io/cleanup";
 
@@ -321,14 +344,20 @@ async fn cleanup_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error>
 /// Runs the controller until `shutdown` resolves.
 pub async fn run(
     client: Client,
-    platform: Platform,
-    instance: Option<String>,
+    settings: Settings,
     telemetry: Arc<Telemetry>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let tenants: Api<Tenant> = Api::all(client.clone());
     let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}"));
-    let controller = Controller::new(tenants.clone(), watcher::Config::default());
+    let controller = Controller::new(tenants.clone(), watcher::Config::default()).with_config(
+        kube::runtime::controller::Config::default()
+            .concurrency(settings.concurrency)
+            .debounce(settings.debounce),
+    );
+    let Settings {
+        platform, instance, ..
+    } = settings;
     let store = controller.store();
     let links_store = store.clone();
     telemetry.watch_tenants(store.clone());

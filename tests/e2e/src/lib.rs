@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use govcloud_operator::build::Platform;
+use govcloud_operator::controller::Settings;
 use govcloud_operator::crd::Tenant;
 use govcloud_operator::leader::{LeaseSettings, run_as_leader};
 use govcloud_operator::telemetry::Telemetry;
@@ -45,8 +45,7 @@ impl Cluster {
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(govcloud_operator::controller::run(
             client,
-            Platform::default(),
-            None,
+            Settings::default(),
             Arc::new(Telemetry::default()),
             async {
                 let _ = rx.await;
@@ -72,7 +71,7 @@ impl Cluster {
             };
             if let Err(e) = run_as_leader(
                 client,
-                Platform::default(),
+                Settings::default(),
                 settings,
                 Arc::new(Telemetry::default()),
                 stop,

@@ -1,0 +1,219 @@
+//! Scale benchmark: how long the operator takes to bring N tenants (2 namespaces each) to Ready
+//! from a cold start against kubesim, the operator process's peak memory, and the cost of a
+//! resync pass in which nothing changed. Prints figures; asserts nothing about speed.
+//!
+//!   cargo bench -p govcloud-operator --bench scale               # 1,000 then 10,000 tenants
+//!   cargo bench -p govcloud-operator --bench scale -- 200 2000   # other sizes
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, TryStreamExt};
+use govcloud_operator::crd::{Phase, Tenant};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, CustomResourceExt};
+use kubesim::{Config, KubeSim};
+
+fn tenant(i: usize) -> anyhow::Result<Tenant> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "govcloud.io/v1alpha1", "kind": "Tenant",
+        "metadata": {"name": format!("agency-{i:05}")},
+        "spec": {
+            "displayName": format!("Agency {i}"), "organization": "bench-province",
+            "owners": [{"kind": "Group", "name": format!("agency-{i}:admins")}],
+            "namespaces": [
+                {"name": "prod", "quota": {"cpu": "4", "memory": "16Gi", "storage": "100Gi", "pods": 50}},
+                {"name": "staging", "quota": {"cpu": "1", "memory": "4Gi", "storage": "20Gi", "pods": 10}}
+            ],
+            "billing": {"plan": "Reserved"}
+        }
+    }))?)
+}
+
+/// Peak resident memory of a process, from /proc (kB).
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct Operator {
+    child: Child,
+    metrics: String,
+}
+
+impl Operator {
+    fn start(kubeconfig: &std::path::Path) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let child = Command::new(env!("CARGO_BIN_EXE_govcloud-operator"))
+            .args(["run", "--metrics-addr", &format!("127.0.0.1:{port}")])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting govcloud-operator")?;
+        Ok(Self {
+            child,
+            metrics: format!("127.0.0.1:{port}"),
+        })
+    }
+
+    /// `govcloud_operator_reconciles_total`, scraped over plain HTTP.
+    fn reconciles(&self) -> Option<u64> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.metrics).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        body.lines()
+            .find(|l| l.starts_with("govcloud_operator_reconciles_total "))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
+    fn stop(mut self) -> Option<u64> {
+        let peak = peak_rss_kb(self.child.id());
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        peak
+    }
+}
+
+async fn ready_count(api: &Api<Tenant>) -> anyhow::Result<usize> {
+    let list = api.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|t| {
+            t.status.as_ref().is_some_and(|s| {
+                s.phase == Some(Phase::Ready) && s.observed_generation == t.metadata.generation
+            })
+        })
+        .count())
+}
+
+async fn run(n: usize) -> anyhow::Result<()> {
+    let sim = KubeSim::start_with(
+        Config {
+            history_limit: 200_000,
+            ..Config::default()
+        },
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let dir = std::env::temp_dir().join(format!("govcloud-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let kubeconfig = dir.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig)?;
+    let client: Client = sim.client()?;
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &Tenant::crd())
+        .await?;
+    let api: Api<Tenant> = Api::all(client.clone());
+    let created = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &tenant(i)?)
+                    .await
+                    .map(|_| ())
+                    .map_err(anyhow::Error::from)
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<()>>()
+        .await?;
+    println!(
+        "{n} tenants: created {n} Tenant objects in {:.1?}",
+        created.elapsed()
+    );
+
+    // Cold start: the operator starts with every tenant waiting.
+    let op = Operator::start(&kubeconfig)?;
+    let start = Instant::now();
+    loop {
+        let ready = ready_count(&api).await?;
+        if ready == n {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(3600) {
+            bail!("only {ready} of {n} tenants Ready after an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let to_ready = start.elapsed();
+    let reconciles = op.reconciles().unwrap_or(0);
+    let peak = op.stop();
+    println!(
+        "{n} tenants: all {} namespaces Ready {to_ready:.1?} after a cold start ({:.0} tenants/s, {reconciles} reconciles); operator peak RSS {} MiB",
+        2 * n,
+        n as f64 / to_ready.as_secs_f64(),
+        peak.map_or("?".to_string(), |kb| (kb / 1024).to_string()),
+    );
+
+    // A resync pass in which nothing changed: a new operator reconciles every tenant once; no
+    // object may change (the cluster's resourceVersion counts every write).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rv_before = sim.resource_version();
+    let op = Operator::start(&kubeconfig)?;
+    let start = Instant::now();
+    while op.reconciles().unwrap_or(0) < n as u64 {
+        if start.elapsed() > Duration::from_secs(3600) {
+            bail!("the resync pass did not finish in an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pass = start.elapsed();
+    let peak = op.stop();
+    println!(
+        "{n} tenants: resync pass with nothing changed took {pass:.1?} ({:.0} tenants/s, {:.2} ms per tenant), {} writes to the cluster (lease renewals included); operator peak RSS {} MiB",
+        n as f64 / pass.as_secs_f64(),
+        pass.as_secs_f64() * 1000.0 / n as f64,
+        sim.resource_version() - rv_before,
+        peak.map_or("?".to_string(), |kb| (kb / 1024).to_string()),
+    );
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; sizes are the other arguments.
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![1_000, 10_000]
+    } else {
+        sizes
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    for n in sizes {
+        rt.block_on(run(n))?;
+    }
+    Ok(())
+}

@@ -133,6 +133,12 @@ impl KubeSim {
         let app = axum::Router::new()
             .fallback(server::handle)
             .with_state(shared.clone());
+        // As Go's net/http (and so the API server) does: no Nagle delays on small writes.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {

@@ -5,6 +5,8 @@ pub mod build;
 pub mod controller;
 pub mod crd;
 pub mod crdgen;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod leader;
 pub mod telemetry;
 pub mod validate;

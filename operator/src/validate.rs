@@ -195,26 +195,7 @@ pub fn validate(tenant: &Tenant) -> Result<(), Vec<SpecError>> {
 mod tests {
     use super::*;
 
-    fn tenant(yaml: &str) -> Tenant {
-        serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("fixture does not parse: {e}"))
-    }
-
-    const GOOD: &str = r#"
-apiVersion: govcloud.io/v1alpha1
-kind: Tenant
-metadata: { name: nghean-stttt }
-spec:
-  displayName: Sở Thông tin và Truyền thông Nghệ An
-  organization: nghe-an
-  owners: [ { kind: Group, name: "nghean:stttt:admins" } ]
-  namespaces:
-    - { name: prod,    quota: { cpu: "8", memory: 32Gi, storage: 200Gi, pods: 100, loadBalancers: 1 } }
-    - { name: staging, quota: { cpu: 2, memory: 8Gi,  storage: 50Gi,  pods: 30 } }
-  limits: { defaultRequest: { cpu: 100m, memory: 128Mi }, default: { cpu: 500m, memory: 512Mi } }
-  podSecurity: restricted
-  network: { egress: Internet, allowFrom: [ { tenant: nghean-sotc, namespace: prod, ports: [443] } ] }
-  billing: { plan: Reserved, costCenter: "NA-STTTT" }
-"#;
+    use crate::fixtures::{TENANT as GOOD, tenant};
 
     #[test]
     fn the_documented_example_is_valid() {

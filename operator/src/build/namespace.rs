@@ -30,7 +30,7 @@ pub fn build_namespace(tenant: &Tenant, ns: &TenantNamespace) -> Namespace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::fixtures::{TENANT, tenant};
+    use crate::fixtures::{TENANT, tenant};
 
     #[test]
     fn namespaces_carry_tenant_organization_and_pod_security() {

@@ -242,7 +242,7 @@ pub fn build_network_policies(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::fixtures::{TENANT, tenant};
+    use crate::fixtures::{TENANT, tenant};
 
     fn names(policies: &[NetworkPolicy]) -> Vec<String> {
         policies

@@ -84,7 +84,7 @@ pub fn build_limit_range(tenant: &Tenant, ns: &TenantNamespace) -> LimitRange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::fixtures::{TENANT, tenant};
+    use crate::fixtures::{TENANT, tenant};
 
     fn hard(rq: &ResourceQuota) -> BTreeMap<String, String> {
         rq.spec

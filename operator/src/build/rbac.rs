@@ -200,7 +200,7 @@ pub fn build_deployer_role_binding(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::fixtures::{TENANT, tenant};
+    use crate::fixtures::{TENANT, tenant};
 
     fn writes(role: &ClusterRole, group: &str, resource: &str) -> bool {
         role.rules.clone().unwrap_or_default().iter().any(|r| {

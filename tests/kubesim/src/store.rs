@@ -1158,31 +1158,24 @@ impl Store {
     ) -> ApiResult<Value> {
         let ns = if rt.namespaced { ns } else { "" };
         let live = self.get(rt, ns, name)?;
-        if let Some(uid) = &opts.precondition_uid
-            && meta_str(&live, "uid") != Some(uid.as_str())
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta_str(&live, "uid").unwrap_or_default()
-                ),
-            ));
-        }
-        if let Some(rv) = &opts.precondition_rv
-            && meta_str(&live, "resourceVersion") != Some(rv.as_str())
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    meta_str(&live, "resourceVersion").unwrap_or_default()
-                ),
-            ));
+        for (field, wanted) in [
+            ("UID", &opts.precondition_uid),
+            ("ResourceVersion", &opts.precondition_rv),
+        ] {
+            let key = if field == "UID" {
+                "uid"
+            } else {
+                "resourceVersion"
+            };
+            let have = meta_str(&live, key).unwrap_or_default();
+            if let Some(wanted) = wanted
+                && wanted != have
+            {
+                let why = format!(
+                    "Precondition failed: {field} in precondition: {wanted}, {field} in object meta: {have}"
+                );
+                return Err(ApiError::conflict(&rt.group, &rt.plural, name, &why));
+            }
         }
         if ctx.dry_run {
             return Ok((*live).clone());

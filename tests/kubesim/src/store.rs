@@ -1206,6 +1206,14 @@ impl Store {
             let m = meta_mut(&mut marked);
             m.insert("deletionTimestamp".into(), json!(now()));
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            // Marking for deletion changes what the object means: its generation moves, as the API server does.
+            if let Some(g) = m
+                .get("generation")
+                .and_then(Value::as_i64)
+                .filter(|g| *g > 0)
+            {
+                m.insert("generation".into(), json!(g + 1));
+            }
             m.insert("finalizers".into(), json!(fins));
             if fins.is_empty() {
                 m.remove("finalizers");

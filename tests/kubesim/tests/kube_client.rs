@@ -491,6 +491,19 @@ async fn custom_resources_follow_their_definition() -> TestResult {
         "strategic merge patch is not for custom resources"
     );
 
+    // Marking for deletion bumps generation, as the API server does.
+    widgets
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold"]}})),
+        )
+        .await?;
+    widgets.delete("w1", &DeleteParams::default()).await?;
+    let marked = widgets.get("w1").await?;
+    assert_eq!(marked.metadata.generation, Some(3));
+    assert!(marked.metadata.deletion_timestamp.is_some());
+
     crds.delete("widgets.example.com", &DeleteParams::default())
         .await?;
     let err = widgets.get("w1").await.map_err(api_error).err();

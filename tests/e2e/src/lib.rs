@@ -104,13 +104,13 @@ impl Cluster {
     }
 }
 
-/// Polls `check` until it returns `Some`, for up to 15 seconds.
+/// Polls `check` until it returns `Some`, for up to 30 seconds.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> TestResult<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(v) = check().await {
             return Ok(v);

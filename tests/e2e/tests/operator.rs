@@ -338,7 +338,8 @@ async fn drift_is_undone() -> TestResult {
 async fn a_bad_spec_waits_with_a_reason_and_creates_nothing() -> TestResult {
     let mut c = Cluster::new().await?;
     c.start_operator()?;
-    create(&c, &STTTT.replace("name: staging", "name: prod")).await?;
+    // The schema accepts it; only the operator can tell the default request exceeds the default limit.
+    create(&c, &STTTT.replace("billing:", "limits: { defaultRequest: { cpu: \"2\", memory: 128Mi }, default: { cpu: 500m, memory: 512Mi } }\n  billing:")).await?;
     let t = phase_is(&c, "nghean-stttt", Phase::Degraded).await?;
     let ready = t
         .status
@@ -353,7 +354,7 @@ async fn a_bad_spec_waits_with_a_reason_and_creates_nothing() -> TestResult {
     );
     assert_eq!(
         ready.message,
-        "spec.namespaces[1].name: \"prod\" is listed twice"
+        "spec.limits.defaultRequest.cpu: \"2\" is more than the default limit \"500m\""
     );
     let owned = Api::<Namespace>::all(c.client.clone())
         .list(&ListParams::default().labels("govcloud.io/tenant=nghean-stttt"))
@@ -366,7 +367,7 @@ async fn a_bad_spec_waits_with_a_reason_and_creates_nothing() -> TestResult {
             "nghean-stttt",
             &PatchParams::default(),
             &Patch::Json::<()>(serde_json::from_value(json!([
-        {"op": "replace", "path": "/spec/namespaces/1/name", "value": "staging"}]))?),
+        {"op": "replace", "path": "/spec/limits/defaultRequest/cpu", "value": "100m"}]))?),
         )
         .await?;
     phase_is(&c, "nghean-stttt", Phase::Ready).await?;
@@ -584,5 +585,49 @@ async fn a_grant_to_a_missing_tenant_is_reported_until_it_exists() -> TestResult
     })
     .await?;
     c.stop_operators().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_crd_schema_refuses_what_it_promises() -> TestResult {
+    let c = Cluster::new().await?;
+    let gvk = kube::core::GroupVersionKind::gvk("govcloud.io", "v1alpha1", "Tenant");
+    let raw: Api<kube::core::DynamicObject> =
+        Api::all_with(c.client.clone(), &kube::core::ApiResource::from_gvk(&gvk));
+    let mut bad: serde_json::Value = serde_yaml::from_str(STTTT)?;
+    bad["spec"]["podSecurity"] = json!("privileged");
+    bad["spec"]["namespaces"][1]["name"] = json!("prod");
+    bad["spec"]["namespaces"][0]["quota"]["cpu"] = json!("eight");
+    bad["spec"]["organization"] = json!("Nghe An");
+    let refused = raw
+        .create(&PostParams::default(), &serde_json::from_value(bad)?)
+        .await;
+    let Err(kube::Error::Api(status)) = refused else {
+        return Err(format!("the API must refuse it: {refused:?}").into());
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    for expected in [
+        "spec.podSecurity: Unsupported value: \"privileged\": supported values: \"restricted\", \"baseline\"",
+        "spec.namespaces[1]: Duplicate value: {\"name\":\"prod\"}",
+        "spec.namespaces[0].quota.cpu: Invalid value: \"eight\"",
+        "spec.organization: Invalid value: \"Nghe An\"",
+    ] {
+        assert!(
+            status.message.contains(expected),
+            "missing {expected:?} in {}",
+            status.message
+        );
+    }
+    // Defaults come from the schema: limits and podSecurity are filled in.
+    let mut minimal: serde_json::Value = serde_yaml::from_str(STTTT)?;
+    minimal["spec"]
+        .as_object_mut()
+        .ok_or("spec")?
+        .remove("network");
+    let created = raw
+        .create(&PostParams::default(), &serde_json::from_value(minimal)?)
+        .await?;
+    assert_eq!(created.data["spec"]["podSecurity"], "restricted");
+    assert_eq!(created.data["spec"]["limits"]["default"]["memory"], "512Mi");
     Ok(())
 }

@@ -87,6 +87,30 @@ impl ApiError {
         e
     }
 
+    /// Several invalid fields, as the API server lists them: `Kind.group "name" is invalid: [a: …, b: …]`.
+    pub fn invalid_fields(
+        qualified_kind: &str,
+        name: &str,
+        causes: &[crate::schema::Cause],
+    ) -> Self {
+        let texts: Vec<String> = causes.iter().map(crate::schema::Cause::text).collect();
+        let list = if texts.len() == 1 {
+            texts[0].clone()
+        } else {
+            format!("[{}]", texts.join(", "))
+        };
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            format!("{qualified_kind} \"{name}\" is invalid: {list}"),
+        );
+        e.details = Some(json!({
+            "name": name, "kind": qualified_kind.split('.').next().unwrap_or_default(),
+            "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>()
+        }));
+        e
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }

@@ -12,8 +12,9 @@
 //! # Where it deliberately differs from Kubernetes
 //! - No authentication and no authorization: every request is allowed; RBAC objects are stored,
 //!   never evaluated. TokenRequest tokens are well-formed JWTs that are not signed.
-//! - No admission webhooks and no schema validation or pruning of custom resources; built-in
-//!   kinds get only the validation listed below (names, labels, quota, limit ranges).
+//! - No admission webhooks. Custom resources are validated, defaulted and pruned against their
+//!   CRD's schema without CEL rules (see [`schema`]); built-in kinds get only the validation
+//!   listed here (names, labels, quota, limit ranges), not their full schemas.
 //! - No kubelet, scheduler or workload controllers: pods stay `Pending` until a test writes their
 //!   status; Deployments make no ReplicaSets or Pods. Deletion is immediate (no grace period).
 //! - Controllers whose effects clients see (namespace finalization, garbage collection, quota
@@ -35,6 +36,7 @@ pub mod managed;
 pub mod patch;
 pub mod protobuf;
 pub mod resources;
+pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod store;

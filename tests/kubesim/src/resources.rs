@@ -42,6 +42,8 @@ pub struct ResourceType {
     pub printer_columns: Vec<PrinterColumn>,
     /// The CustomResourceDefinition that defines this resource, for custom resources.
     pub crd: Option<String>,
+    /// The version's `openAPIV3Schema`, for custom resources.
+    pub schema: Option<Value>,
 }
 
 impl ResourceType {
@@ -422,6 +424,7 @@ impl Default for Registry {
                 field_selectors: field_selectors_for(b.group, b.plural),
                 printer_columns: vec![],
                 crd: None,
+                schema: None,
             })
             .collect();
         Self { types }
@@ -530,6 +533,7 @@ impl Registry {
                 field_selectors: vec![],
                 printer_columns,
                 crd: Some(crd_name.to_string()),
+                schema: v.pointer("/schema/openAPIV3Schema").cloned(),
             });
         }
     }

@@ -181,6 +181,7 @@ fn write_ctx(q: &HashMap<String, String>, headers: &HeaderMap) -> WriteCtx {
         manager: manager_of(q, headers),
         dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
         force: flag(q, "force"),
+        strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
     }
 }
 

@@ -76,6 +76,8 @@ pub struct WriteCtx {
     pub manager: String,
     pub dry_run: bool,
     pub force: bool,
+    /// `fieldValidation=Strict`: unknown fields are refused instead of pruned.
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -545,6 +547,38 @@ impl Store {
         total
     }
 
+    /// Validates, defaults and prunes a custom resource against its CRD's schema.
+    fn check_schema(
+        rt: &ResourceType,
+        name: &str,
+        obj: &mut Value,
+        ctx: &WriteCtx,
+    ) -> ApiResult<()> {
+        let Some(schema) = rt.schema.as_ref() else {
+            return Ok(());
+        };
+        let out = crate::schema::check_resource(obj, schema);
+        if !out.invalid.is_empty() {
+            return Err(ApiError::invalid_fields(
+                &format!("{}.{}", rt.kind, rt.group),
+                name,
+                &out.invalid,
+            ));
+        }
+        if ctx.strict && !out.unknown.is_empty() {
+            let fields: Vec<String> = out
+                .unknown
+                .iter()
+                .map(|u| format!("unknown field \"{u}\""))
+                .collect();
+            return Err(ApiError::bad_request(format!(
+                "strict decoding error: {}",
+                fields.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
     /// Admission for a new object: LimitRange defaults, ServiceAccount lookup, quota.
     fn admit(&mut self, rt: &ResourceType, ns: &str, name: &str, obj: &mut Value) -> ApiResult<()> {
         if !rt.namespaced || rt.crd.is_some() {
@@ -755,6 +789,7 @@ impl Store {
             m.remove("status");
         }
         self.default_new(rt, &mut obj)?;
+        Self::check_schema(rt, &name, &mut obj, ctx)?;
         self.admit(rt, ns, &name, &mut obj)?;
         if !applied && !ctx.manager.is_empty() {
             managed::record_update(None, &mut obj, &ctx.manager, &rt.api_version(), &time, None);
@@ -966,6 +1001,7 @@ impl Store {
             }
         }
         validate_labels(rt, name, &new)?;
+        Self::check_schema(rt, name, &mut new, ctx)?;
         if live.pointer("/metadata/deletionTimestamp").is_some() {
             let old_f = finalizers(live);
             if finalizers(&new).iter().any(|f| !old_f.contains(f)) {

@@ -324,3 +324,67 @@ fn kubectl_get_watch_streams_changes() {
     let _ = watch.wait();
     assert_eq!(events, ["ADDED 1", "MODIFIED 2", "DELETED 2"]);
 }
+
+#[test]
+fn kubectl_custom_resources_are_validated_against_their_schema() {
+    let s = Server::start();
+    let crd = write(
+        s.home(),
+        "crd.yaml",
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: string, enum: [small, large]}
+"#,
+    );
+    ok(
+        s.kubectl(&["apply", "--server-side", "-f", &crd.to_string_lossy()]),
+        "apply CRD",
+    );
+    let good = write(
+        s.home(),
+        "good.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: small}\n",
+    );
+    ok(
+        s.kubectl(&["apply", "-f", &good.to_string_lossy()]),
+        "apply a valid widget",
+    );
+    let unknown = write(
+        s.home(),
+        "unknown.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: u}\nspec: {size: small, colour: red}\n",
+    );
+    let out = s.kubectl(&["create", "-f", &unknown.to_string_lossy()]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("unknown field \"spec.colour\""),
+        "{}",
+        stderr(&out)
+    );
+    let bad = write(
+        s.home(),
+        "bad.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: b}\nspec: {size: huge}\n",
+    );
+    let out = s.kubectl(&["create", "-f", &bad.to_string_lossy()]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("spec.size: Unsupported value: \"huge\""),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -112,18 +112,18 @@ pub fn check(value: &mut Value, schema: &Value, path: &str, out: &mut Outcome) {
         ));
         return;
     }
-    if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-        if !options.contains(value) {
-            let supported = options.iter().map(quoted).collect::<Vec<_>>().join(", ");
-            out.invalid.push(Cause::new(
-                path,
-                "FieldValueNotSupported",
-                format!(
-                    "Unsupported value: {}: supported values: {supported}",
-                    quoted(value)
-                ),
-            ));
-        }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        let supported = options.iter().map(quoted).collect::<Vec<_>>().join(", ");
+        out.invalid.push(Cause::new(
+            path,
+            "FieldValueNotSupported",
+            format!(
+                "Unsupported value: {}: supported values: {supported}",
+                quoted(value)
+            ),
+        ));
     }
     if let Some(branches) = schema.get("anyOf").and_then(Value::as_array) {
         let fits = branches.iter().any(|b| {
@@ -170,14 +170,14 @@ pub fn check(value: &mut Value, schema: &Value, path: &str, out: &mut Outcome) {
                     ),
                 ));
             }
-            if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-                if regex(p).is_some_and(|re| !re.is_match(s)) {
-                    out.invalid.push(Cause::new(
-                        path,
-                        "FieldValueInvalid",
-                        format!("Invalid value: {s:?}: {path} in body should match '{p}'"),
-                    ));
-                }
+            if let Some(p) = schema.get("pattern").and_then(Value::as_str)
+                && regex(p).is_some_and(|re| !re.is_match(s))
+            {
+                out.invalid.push(Cause::new(
+                    path,
+                    "FieldValueInvalid",
+                    format!("Invalid value: {s:?}: {path} in body should match '{p}'"),
+                ));
             }
         }
         Value::Number(n) => {
@@ -283,10 +283,10 @@ fn check_object(map: &mut Map<String, Value>, schema: &Value, path: &str, out: &
     // Defaults for absent fields, then the fields themselves.
     if let Some(props) = properties {
         for (k, sub) in props {
-            if !map.contains_key(k) {
-                if let Some(d) = sub.get("default") {
-                    map.insert(k.clone(), d.clone());
-                }
+            if !map.contains_key(k)
+                && let Some(d) = sub.get("default")
+            {
+                map.insert(k.clone(), d.clone());
             }
         }
     }

@@ -39,10 +39,13 @@ pub struct OutboundLink {
 }
 
 /// Every link that other tenants grant to `me`, merged per (target tenant, source namespace).
-pub fn outbound_links(me: &str, tenants: &[Tenant]) -> Vec<OutboundLink> {
+pub fn outbound_links<'a>(
+    me: &str,
+    tenants: impl IntoIterator<Item = &'a Tenant>,
+) -> Vec<OutboundLink> {
     let mut merged: BTreeMap<(String, String), BTreeSet<i32>> = BTreeMap::new();
     for t in tenants
-        .iter()
+        .into_iter()
         .filter(|t| t.name_any() != me && t.metadata.deletion_timestamp.is_none())
     {
         for g in t.spec.network.allow_from.iter().filter(|g| g.tenant == me) {
@@ -319,7 +322,7 @@ mod tests {
                     "allowFrom: []",
                 ),
         );
-        let links = outbound_links("nghean-sotc", &[granter.clone(), sotc.clone()]);
+        let links = outbound_links("nghean-sotc", [&granter, &sotc]);
         assert_eq!(
             links,
             [OutboundLink {

@@ -269,9 +269,10 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         // Nothing to retry: a bad spec waits for an edit.
         return Ok(Action::await_change());
     }
-    let all: Vec<Tenant> = ctx.tenants.state().iter().map(|t| (**t).clone()).collect();
-    let existing: BTreeSet<String> = all.iter().map(ResourceExt::name_any).collect();
-    let outbound = outbound_links(&name, &all);
+    // Borrowed from the watch's store, never copied: this runs for every tenant.
+    let all = ctx.tenants.state();
+    let outbound = outbound_links(&name, all.iter().map(|t| &**t));
+    let exists = |tenant: &str| ctx.tenants.get(&ObjectRef::new(tenant)).is_some();
     let observed = match apply::apply_tenant(&ctx.client, tenant, &outbound, &ctx.platform).await {
         Ok(o) => o,
         Err(e) => {
@@ -286,7 +287,7 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         .allow_from
         .iter()
         .enumerate()
-        .filter(|(_, g)| !existing.contains(&g.tenant))
+        .filter(|(_, g)| !exists(&g.tenant))
         .map(|(i, g)| (i, g.tenant.clone()))
         .collect();
     let status = build_status(

@@ -165,13 +165,18 @@ pub async fn apply_tenant(
             used: strings(quota_status.used),
         });
     }
-    // Namespaces removed from the spec go, with everything in them.
-    for stale in list_names(&namespaces_api, &owned_selector(&name))
-        .await?
-        .into_iter()
-        .filter(|n| !wanted.contains(n))
-    {
-        delete(&namespaces_api, &stale).await?;
+    // Namespaces removed from the spec go, with everything in them. Only a spec change can
+    // orphan one, and until its status is written the tenant's generation and observedGeneration
+    // differ: listing every namespace of the cluster is needed only then, not on each resync.
+    let observed_generation = tenant.status.as_ref().and_then(|s| s.observed_generation);
+    if observed_generation.is_none() || observed_generation != tenant.metadata.generation {
+        for stale in list_names(&namespaces_api, &owned_selector(&name))
+            .await?
+            .into_iter()
+            .filter(|n| !wanted.contains(n))
+        {
+            delete(&namespaces_api, &stale).await?;
+        }
     }
     Ok(observed)
 }

@@ -53,6 +53,10 @@ impl Default for Settings {
     }
 }
 
+/// How often a settled tenant is reconciled again with nothing having changed: a safety net,
+/// since the watches bring every change to the tenant and what it owns at once.
+pub const RESYNC: Duration = Duration::from_secs(3600);
+
 /// The finalizer that holds a Tenant until its namespaces are gone.
 pub const FINALIZER: &str = "govcloud.io/cleanup";
 
@@ -319,7 +323,7 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     Ok(if provisioning {
         Action::requeue(Duration::from_secs(2))
     } else {
-        Action::requeue(Duration::from_secs(600))
+        Action::requeue(RESYNC)
     })
 }
 

@@ -6,7 +6,8 @@
 
 use std::collections::BTreeSet;
 
-use govcloud_quantity::{self as quantity, Nanos};
+use govcloud_kube_values::name::is_dns_label;
+use govcloud_kube_values::quantity::{self, Nanos};
 
 use crate::crd::{Quantity, Tenant};
 
@@ -26,15 +27,6 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> SpecError {
         field: field.into(),
         message: message.into(),
     }
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 /// A quantity that parsed and is not negative.

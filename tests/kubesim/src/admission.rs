@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::resources::ResourceType;
-use govcloud_quantity::{self as quantity, Format, Nanos};
+use govcloud_kube_values::quantity::{self, Format, Nanos};
 
 const ONE: Nanos = 1_000_000_000;
 

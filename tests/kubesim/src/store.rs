@@ -11,6 +11,8 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use govcloud_kube_values::name::{is_dns_label, is_dns_subdomain};
+
 use crate::admission::{self, Usage};
 use crate::error::{ApiError, ApiResult};
 use crate::managed::{self, ApplyRequest};
@@ -167,19 +169,6 @@ fn random_suffix() -> String {
     (0..5)
         .map(|_| NAME_CHARS[rng.random_range(0..NAME_CHARS.len())] as char)
         .collect()
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 /// Validates an object's name by the rule of its kind, in Kubernetes' words.

@@ -305,9 +305,9 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
             now: &now,
         },
     );
-    let became_ready = status.phase != tenant.status.as_ref().and_then(|s| s.phase);
+    let phase_changed = status.phase != tenant.status.as_ref().and_then(|s| s.phase);
     let provisioning = status.phase == Some(crate::crd::Phase::Provisioning);
-    if became_ready {
+    if phase_changed {
         let reason = format!(
             "{:?}",
             status.phase.unwrap_or(crate::crd::Phase::Provisioning)

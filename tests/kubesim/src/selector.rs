@@ -186,7 +186,7 @@ impl FieldSelector {
         })
     }
 
-    /// The name this selector pins with `metadata.name=`, if any (kubectl's single-object watches).
+    /// Whether the selector has no terms (matches everything).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -517,17 +517,12 @@ impl Store {
     /// A namespace's current usage of every quota key.
     fn namespace_usage(&self, ns: &str) -> Usage {
         let mut total = Usage::new();
-        for rt in self.registry.all().iter().filter(|t| t.namespaced) {
-            // Count each stored resource once, at its preferred version.
-            if self
-                .registry
-                .preferred(&rt.key())
-                .map(|p| p.version.as_str())
-                != Some(rt.version.as_str())
-            {
+        // Each stored resource once, read as its preferred version.
+        for key in self.objects.keys() {
+            let Some(rt) = self.registry.preferred(key).filter(|t| t.namespaced) else {
                 continue;
-            }
-            for obj in self.namespace_objects(&rt.key(), ns) {
+            };
+            for obj in self.namespace_objects(key, ns) {
                 if obj.pointer("/metadata/deletionTimestamp").is_none() || rt.plural != "pods" {
                     admission::add_usage(&mut total, &admission::usage_of(rt, obj));
                 }

@@ -1,3 +1,71 @@
-//! govcloud's people-facing side: the HTTP API, authentication and roles, the capacity workflow,
-//! rating and invoicing, on PostgreSQL (see `../shared/DESIGN.md` §4–§5). The routes arrive with the
-//! API issue; this crate exists now so that the workspace has its final shape.
+//! govcloud's HTTP API: where provincial IT departments onboard agencies and approve capacity
+//! requests, agencies get kubeconfigs, and every change lands in an audit log.
+//!
+//! [`app`] builds the router from an [`AppState`]; [`serve`] runs it on a socket (HTTPS when a
+//! certificate is configured) until shutdown. The `govcloud` binary wires them to its flags.
+
+pub mod auth;
+pub mod capacity;
+pub mod cluster;
+pub mod config;
+pub mod db;
+pub mod desired;
+#[cfg(feature = "dev")]
+pub mod dev;
+pub mod error;
+pub mod extract;
+pub mod fit;
+pub mod metrics;
+pub mod openapi;
+pub mod quota;
+pub mod routes;
+pub mod serve;
+pub mod sync;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use sqlx::PgPool;
+
+use crate::auth::oidc::Oidc;
+use crate::capacity::Overcommit;
+use crate::cluster::Cluster;
+use crate::metrics::Metrics;
+
+pub use serve::serve;
+
+/// What the API's behaviour depends on, beyond its connections.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub overcommit: Overcommit,
+    /// How long an issued kubeconfig's token lives.
+    pub kubeconfig_ttl: Duration,
+    /// The longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            overcommit: Overcommit::default(),
+            kubeconfig_ttl: Duration::from_secs(3600),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub cluster: Arc<Cluster>,
+    pub oidc: Option<Arc<Oidc>>,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The API's router.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+}

@@ -78,6 +78,7 @@ pub struct TenantSpec {
 }
 
 /// A person or group who administers the tenant.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct Owner {
     /// `User` or `Group`, as in an RBAC subject.
@@ -88,6 +89,7 @@ pub struct Owner {
 }
 
 /// The kind of an owner subject.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum OwnerKind {
     User,
@@ -163,6 +165,19 @@ impl JsonSchema for Quantity {
     }
 }
 
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Quantity {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A Kubernetes quantity: `500m`, `8`, `32Gi`."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Quantity {}
+
 impl From<&str> for Quantity {
     fn from(s: &str) -> Self {
         Quantity(s.to_string())
@@ -170,6 +185,7 @@ impl From<&str> for Quantity {
 }
 
 /// Container defaults for a tenant's namespaces.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Limits {
@@ -195,6 +211,7 @@ impl Default for Limits {
 }
 
 /// CPU and memory.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct Resources {
     pub cpu: Quantity,
@@ -202,6 +219,7 @@ pub struct Resources {
 }
 
 /// Pod Security Admission levels a tenant may have. `privileged` is never offered to tenants.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PodSecurityLevel {
@@ -220,6 +238,7 @@ impl PodSecurityLevel {
 }
 
 /// Network isolation settings.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Network {
@@ -234,6 +253,7 @@ pub struct Network {
 }
 
 /// Where a tenant's pods may send traffic besides DNS, their own tenant and granted links.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Egress {
     #[default]
@@ -242,6 +262,7 @@ pub enum Egress {
 }
 
 /// Another tenant's namespace allowed to connect into this tenant.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct Grant {
     /// The other tenant's name.
@@ -256,11 +277,13 @@ pub struct Grant {
 }
 
 /// A TCP port number.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(transparent)]
 pub struct Port(#[schemars(range(min = 1, max = 65535))] pub i32);
 
 /// Billing settings.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Billing {
@@ -274,6 +297,7 @@ pub struct Billing {
 }
 
 /// A billing plan.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Plan {
     Reserved,
@@ -281,6 +305,7 @@ pub enum Plan {
 }
 
 /// What the operator last observed and did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantStatus {
@@ -300,6 +325,7 @@ pub struct TenantStatus {
 }
 
 /// A tenant's lifecycle phase.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Phase {
     Provisioning,
@@ -310,6 +336,7 @@ pub enum Phase {
 }
 
 /// A condition, as Kubernetes writes them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
@@ -330,6 +357,7 @@ pub struct Condition {
 }
 
 /// One namespace of a tenant as observed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct NamespaceStatus {
     /// The Kubernetes namespace name, `<tenant>-<name>`.

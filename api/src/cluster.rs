@@ -1,0 +1,240 @@
+//! The API's view of the Kubernetes cluster: it applies Tenants (server-side apply), watches
+//! Tenants (for the status the operator reports) and Nodes (for allocatable capacity), and
+//! asks for ServiceAccount tokens.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use govcloud_operator::crd::{Tenant, TenantStatus};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+
+use crate::capacity::Totals;
+
+/// The field manager of the API's writes to the cluster.
+pub const FIELD_MANAGER: &str = "govcloud-api";
+
+/// The ServiceAccount each tenant namespace has for Helm.
+pub const DEPLOYER: &str = "deployer";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("applying Tenant {tenant}: {source}")]
+    ApplyTenant {
+        tenant: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("requesting a token for {namespace}/{service_account}: {source}")]
+    RequestToken {
+        namespace: String,
+        service_account: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the token request for {namespace}/{service_account} answered no token")]
+    EmptyToken {
+        namespace: String,
+        service_account: String,
+    },
+    #[error("{what} timed out after {after:?}")]
+    Timeout { what: String, after: Duration },
+}
+
+/// How issued kubeconfigs reach the cluster (agencies may use another address than the API does).
+#[derive(Debug, Clone)]
+pub struct KubeconfigTarget {
+    pub server: String,
+    /// Base64 of the PEM bundle that signs the API server's certificate.
+    pub certificate_authority_data: Option<String>,
+    pub insecure_skip_tls_verify: bool,
+}
+
+impl KubeconfigTarget {
+    /// The address and trust of the API's own connection.
+    pub fn from_config(config: &kube::Config) -> Self {
+        let pem: String = config
+            .root_cert
+            .iter()
+            .flatten()
+            .map(|der| {
+                let body = STANDARD.encode(der);
+                let lines: Vec<&str> = body
+                    .as_bytes()
+                    .chunks(64)
+                    .filter_map(|c| std::str::from_utf8(c).ok())
+                    .collect();
+                format!(
+                    "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                    lines.join("\n")
+                )
+            })
+            .collect();
+        Self {
+            server: config
+                .cluster_url
+                .to_string()
+                .trim_end_matches('/')
+                .to_string(),
+            certificate_authority_data: (!pem.is_empty()).then(|| STANDARD.encode(pem)),
+            insecure_skip_tls_verify: config.accept_invalid_certs,
+        }
+    }
+}
+
+pub struct Cluster {
+    client: Client,
+    tenants: Store<Tenant>,
+    nodes: Store<Node>,
+    pub target: KubeconfigTarget,
+    pub timeout: Duration,
+}
+
+impl Cluster {
+    /// The cluster handle and the future that keeps its watches running (spawn it).
+    pub fn new(
+        client: Client,
+        target: KubeconfigTarget,
+    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
+        let (tenants, tenant_writer) = reflector::store();
+        let (nodes, node_writer) = reflector::store();
+        let tenant_watch = watcher(
+            Api::<Tenant>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(tenant_writer)
+        .for_each(|e| async move {
+            if let Err(e) = e {
+                tracing::debug!(error = %e, "Tenant watch");
+            }
+        });
+        let node_watch = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .reflect(node_writer)
+            .for_each(|e| async move {
+                if let Err(e) = e {
+                    tracing::debug!(error = %e, "Node watch");
+                }
+            });
+        let watches = async move {
+            futures::join!(tenant_watch, node_watch);
+        };
+        (
+            Self {
+                client,
+                tenants,
+                nodes,
+                target,
+                timeout: Duration::from_secs(10),
+            },
+            watches,
+        )
+    }
+
+    async fn bounded<T, E>(
+        &self,
+        what: impl FnOnce() -> String,
+        f: impl Future<Output = Result<T, E>>,
+        wrap: impl FnOnce(E) -> ClusterError,
+    ) -> Result<T, ClusterError> {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(r) => r.map_err(wrap),
+            Err(_) => Err(ClusterError::Timeout {
+                what: what(),
+                after: self.timeout,
+            }),
+        }
+    }
+
+    /// Applies the Tenant with server-side apply under the API's field manager.
+    pub async fn apply_tenant(&self, tenant: &Tenant) -> Result<(), ClusterError> {
+        let name = tenant.metadata.name.clone().unwrap_or_default();
+        let api = Api::<Tenant>::all(self.client.clone());
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        self.bounded(
+            || format!("applying Tenant {name}"),
+            api.patch(&name, &params, &Patch::Apply(tenant)),
+            |source| ClusterError::ApplyTenant {
+                tenant: name.clone(),
+                source,
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The status the operator last reported for a tenant, as last seen by the watch.
+    pub fn tenant_status(&self, name: &str) -> Option<TenantStatus> {
+        self.tenants
+            .get(&ObjectRef::new(name))
+            .and_then(|t| t.status.clone())
+    }
+
+    /// The nodes' allocatable cpu and memory, or `None` before any node has been seen.
+    pub fn allocatable(&self) -> Option<Totals> {
+        let nodes = self.nodes.state();
+        if nodes.is_empty() {
+            return None;
+        }
+        let mut total = Totals::default();
+        for n in nodes {
+            let Some(alloc) = n.status.as_ref().and_then(|s| s.allocatable.as_ref()) else {
+                continue;
+            };
+            let get = |k: &str| {
+                alloc
+                    .get(k)
+                    .and_then(|q| govcloud_kube_values::quantity::nanos(&q.0))
+                    .unwrap_or(0)
+            };
+            total.cpu_milli += get("cpu") / 1_000_000;
+            total.memory_bytes += get("memory") / 1_000_000_000;
+        }
+        Some(total)
+    }
+
+    /// A token for a ServiceAccount, valid for `ttl`.
+    pub async fn service_account_token(
+        &self,
+        namespace: &str,
+        service_account: &str,
+        ttl: Duration,
+    ) -> Result<(String, Option<DateTime<Utc>>), ClusterError> {
+        let api = Api::<ServiceAccount>::namespaced(self.client.clone(), namespace);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: Vec::new(),
+                expiration_seconds: i64::try_from(ttl.as_secs()).ok(),
+                ..TokenRequestSpec::default()
+            },
+            ..TokenRequest::default()
+        };
+        let answer = self
+            .bounded(
+                || format!("requesting a token for {namespace}/{service_account}"),
+                api.create_token_request(service_account, &PostParams::default(), &request),
+                |source| ClusterError::RequestToken {
+                    namespace: namespace.to_string(),
+                    service_account: service_account.to_string(),
+                    source,
+                },
+            )
+            .await?;
+        let Some(status) = answer.status.filter(|s| !s.token.is_empty()) else {
+            return Err(ClusterError::EmptyToken {
+                namespace: namespace.to_string(),
+                service_account: service_account.to_string(),
+            });
+        };
+        let expires = DateTime::<Utc>::from_timestamp(status.expiration_timestamp.0.as_second(), 0);
+        Ok((status.token, expires))
+    }
+}

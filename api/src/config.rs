@@ -1,0 +1,99 @@
+//! The API's configuration: one clap struct, every field also read from the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use rust_decimal::Decimal;
+
+use crate::Settings;
+use crate::auth::oidc::OidcSettings;
+use crate::capacity::Overcommit;
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Most connections the pool opens.
+    #[arg(long, env = "GOVCLOUD_DB_MAX_CONNECTIONS", default_value_t = 20)]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Where to listen.
+    #[arg(long, env = "GOVCLOUD_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// PEM certificate chain; with --tls-key the API speaks HTTPS only.
+    #[arg(long, env = "GOVCLOUD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "GOVCLOUD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// The OIDC issuer whose ID tokens are accepted (`iss`).
+    #[arg(long, env = "GOVCLOUD_OIDC_ISSUER", requires = "oidc_audience")]
+    pub oidc_issuer: Option<String>,
+    /// The audience the tokens must carry (`aud`): the API's client id.
+    #[arg(long, env = "GOVCLOUD_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+    /// The issuer's JWKS address, when it is not found by OIDC discovery.
+    #[arg(long, env = "GOVCLOUD_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
+    /// How far the sum of all cpu quotas may exceed the nodes' allocatable cpu (1.0 = not at all).
+    #[arg(long, env = "GOVCLOUD_CPU_OVERCOMMIT", default_value = "1.0", value_parser = positive_ratio)]
+    pub cpu_overcommit: Decimal,
+    /// The same for memory.
+    #[arg(long, env = "GOVCLOUD_MEMORY_OVERCOMMIT", default_value = "1.0", value_parser = positive_ratio)]
+    pub memory_overcommit: Decimal,
+    /// The API server address written into issued kubeconfigs (default: the one the API uses).
+    #[arg(long, env = "GOVCLOUD_KUBECONFIG_SERVER")]
+    pub kubeconfig_server: Option<String>,
+    /// The CA bundle (PEM) written into issued kubeconfigs (default: the one the API trusts).
+    #[arg(long, env = "GOVCLOUD_KUBECONFIG_CA_FILE")]
+    pub kubeconfig_ca_file: Option<PathBuf>,
+    /// How long an issued kubeconfig's token lives, in seconds (Kubernetes' minimum is 600).
+    #[arg(long, env = "GOVCLOUD_KUBECONFIG_TTL_SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(600..=86400))]
+    pub kubeconfig_ttl_seconds: u64,
+    /// How often the sync loop writes due quota changes and applies tenants, in seconds.
+    #[arg(long, env = "GOVCLOUD_SYNC_INTERVAL_SECONDS", default_value_t = 10)]
+    pub sync_interval_seconds: u64,
+    /// The longest a request may take, in seconds.
+    #[arg(long, env = "GOVCLOUD_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+}
+
+fn positive_ratio(s: &str) -> Result<Decimal, String> {
+    let d: Decimal = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a decimal: {e}"))?;
+    if d <= Decimal::ZERO {
+        return Err("must be more than 0".into());
+    }
+    Ok(d)
+}
+
+impl ServeArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            overcommit: Overcommit {
+                cpu: self.cpu_overcommit,
+                memory: self.memory_overcommit,
+            },
+            kubeconfig_ttl: Duration::from_secs(self.kubeconfig_ttl_seconds),
+            request_timeout: Duration::from_secs(self.request_timeout_seconds),
+        }
+    }
+
+    pub fn oidc(&self) -> Option<OidcSettings> {
+        Some(OidcSettings {
+            issuer: self.oidc_issuer.clone()?,
+            audience: self.oidc_audience.clone()?,
+            jwks_url: self.oidc_jwks_url.clone(),
+        })
+    }
+}

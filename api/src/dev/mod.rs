@@ -1,0 +1,201 @@
+//! `govcloud dev`: the API, the operator and the Kubernetes API simulator in one process, on a
+//! private PostgreSQL, seeded with a demo province so the whole flow can be tried at once.
+//!
+//! Only built with the `dev` feature (on by default); production images build without it, so
+//! the simulator never reaches them.
+
+pub mod postgres;
+pub mod seed;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use govcloud_operator::crd::Tenant;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use kube::api::{Api, PostParams};
+use kubesim::KubeSim;
+use tokio::net::TcpListener;
+
+use crate::Settings;
+use crate::cluster::KubeconfigTarget;
+use crate::config::DatabaseArgs;
+use crate::serve::{ServeError, connect_database, migrate, run, state};
+use postgres::{PostgresError, PrivatePostgres};
+
+#[derive(Debug, Clone, Args)]
+pub struct DevArgs {
+    /// Where the API listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the database, the kubeconfig and the tokens are kept between runs.
+    #[arg(long, default_value = ".govcloud-dev")]
+    pub state_dir: PathBuf,
+    /// Use this PostgreSQL instead of starting a private one.
+    #[arg(long, env = "GOVCLOUD_DEV_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where the simulated Kubernetes API listens (a free port when absent).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub kube_listen: SocketAddr,
+    /// How often the sync loop runs, in seconds.
+    #[arg(long, default_value_t = 2)]
+    pub sync_interval_seconds: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error("creating the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Postgres(#[from] PostgresError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    #[error("starting the Kubernetes API simulator: {0}")]
+    Simulator(String),
+    #[error("seeding the demo data: {0}")]
+    Seed(String),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Runs everything until `shutdown`, then stops it all, PostgreSQL last.
+pub async fn run_dev(
+    args: DevArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DevError> {
+    let dir = absolute(&args.state_dir);
+    std::fs::create_dir_all(&dir).map_err(|source| DevError::StateDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let private = match &args.database_url {
+        Some(_) => None,
+        None => Some(PrivatePostgres::start(&dir.join("postgres"))?),
+    };
+    let result = run_with_database(&args, &dir, private.as_ref(), shutdown).await;
+    if let Some(pg) = &private {
+        pg.stop();
+    }
+    result
+}
+
+async fn run_with_database(
+    args: &DevArgs,
+    dir: &Path,
+    private: Option<&PrivatePostgres>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DevError> {
+    let url = match (private, &args.database_url) {
+        (Some(pg), _) => pg.url.clone(),
+        (None, Some(url)) => url.clone(),
+        (None, None) => return Err(DevError::Seed("no database".into())),
+    };
+    let db = connect_database(&DatabaseArgs {
+        database_url: url.clone(),
+        db_max_connections: 10,
+    })
+    .await?;
+    migrate(&db).await?;
+
+    let sim = KubeSim::start_with(kubesim::Config::default(), args.kube_listen)
+        .await
+        .map_err(|e| DevError::Simulator(e.to_string()))?;
+    let client = sim
+        .client()
+        .map_err(|e| DevError::Simulator(e.to_string()))?;
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &Tenant::crd())
+        .await
+        .map_err(|e| DevError::Simulator(format!("installing the Tenant CRD: {e}")))?;
+    let kubeconfig = dir.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig)
+        .map_err(|source| DevError::Write {
+            path: kubeconfig.clone(),
+            source,
+        })?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let operator = tokio::spawn(govcloud_operator::controller::run(
+        sim.client()
+            .map_err(|e| DevError::Simulator(e.to_string()))?,
+        govcloud_operator::controller::Settings::default(),
+        Arc::new(govcloud_operator::telemetry::Telemetry::default()),
+        stopped(),
+    ));
+
+    let target = KubeconfigTarget {
+        server: sim.url(),
+        certificate_authority_data: None,
+        insecure_skip_tls_verify: false,
+    };
+    let (state, watches) = state(db, client, target, None, Settings::default());
+    let tokens_path = dir.join("tokens.json");
+    let tokens = seed::seed(&state, &tokens_path)
+        .await
+        .map_err(DevError::Seed)?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: args.listen.to_string(),
+            source,
+        })?;
+    let api = listener
+        .local_addr()
+        .map_or_else(|_| args.listen.to_string(), |a| a.to_string());
+    println!(
+        "govcloud dev is running (Ctrl-C stops everything)\n\
+         \n  API          http://{api}   (OpenAPI document: http://{api}/openapi.json)\
+         \n  kubeconfig   {kc}   (kubectl and helm against the simulated cluster at {sim})\
+         \n  tokens       {tk}   (one API token per role: {roles})\
+         \n  database     {db}\
+         \n  state        {dir}\
+         \n\n  try:  curl -H \"Authorization: Bearer $(python3 -c 'import json;print(json.load(open(\"{tk}\"))[\"org-admin\"])')\" http://{api}/v1/tenants\n",
+        kc = kubeconfig.display(),
+        sim = sim.url(),
+        tk = tokens_path.display(),
+        roles = tokens.keys().cloned().collect::<Vec<_>>().join(", "),
+        db = if private.is_some() {
+            "private PostgreSQL in the state directory"
+        } else {
+            "the one given by --database-url"
+        },
+        dir = dir.display(),
+    );
+    let served = run(
+        state,
+        watches,
+        listener,
+        None,
+        Duration::from_secs(args.sync_interval_seconds),
+        async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        },
+    )
+    .await;
+    let _ = operator.await;
+    sim.shutdown().await;
+    println!("govcloud dev stopped");
+    served.map_err(DevError::from)
+}

@@ -1,0 +1,216 @@
+//! Running the API: connecting to its database and cluster, serving HTTP or HTTPS, and
+//! stopping gracefully.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use futures::FutureExt;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::net::TcpListener;
+
+use crate::auth::oidc::Oidc;
+use crate::cluster::{Cluster, KubeconfigTarget};
+use crate::config::{DatabaseArgs, ServeArgs};
+use crate::metrics::Metrics;
+use crate::{AppState, Settings, app, db};
+
+/// How long open requests get to finish after shutdown is asked for.
+pub const DRAIN: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("connecting to the database: {0}")]
+    ConnectDatabase(#[source] sqlx::Error),
+    #[error("migrating the database: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("connecting to Kubernetes: {0}")]
+    ConnectCluster(String),
+    #[error("reading {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("loading the TLS certificate {cert} and key {key}: {source}")]
+    LoadTls {
+        cert: PathBuf,
+        key: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A certificate and key for HTTPS.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub async fn connect_database(args: &DatabaseArgs) -> Result<PgPool, ServeError> {
+    PgPoolOptions::new()
+        .max_connections(args.db_max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&args.database_url)
+        .await
+        .map_err(ServeError::ConnectDatabase)
+}
+
+pub async fn migrate(db: &PgPool) -> Result<(), ServeError> {
+    db::MIGRATOR.run(db).await.map_err(ServeError::Migrate)
+}
+
+/// The state of a running API and the future that keeps its cluster watches running.
+pub fn state(
+    db: PgPool,
+    client: kube::Client,
+    target: KubeconfigTarget,
+    oidc: Option<Oidc>,
+    settings: Settings,
+) -> (AppState, impl Future<Output = ()> + Send + 'static) {
+    let (cluster, watches) = Cluster::new(client, target);
+    (
+        AppState {
+            db,
+            cluster: Arc::new(cluster),
+            oidc: oidc.map(Arc::new),
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::default()),
+        },
+        watches,
+    )
+}
+
+/// Serves the router on `listener` until `shutdown`, then lets open requests finish.
+pub async fn serve(
+    router: Router,
+    listener: TcpListener,
+    tls: Option<Tls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    match tls {
+        None => {
+            tracing::info!(%addr, "serving HTTP");
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(|source| ServeError::Listen { addr, source })
+        }
+        Some(Tls { cert, key }) => {
+            // Only the ring provider is built in; installing it twice is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .map_err(|source| ServeError::LoadTls {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    source,
+                })?;
+            let std_listener = listener.into_std().map_err(|source| ServeError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(shutdown.map(move |()| stopper.graceful_shutdown(Some(DRAIN))));
+            tracing::info!(%addr, "serving HTTPS");
+            axum_server::from_tcp_rustls(std_listener, config)
+                .handle(handle)
+                .serve(router.into_make_service())
+                .await
+                .map_err(|source| ServeError::Listen { addr, source })
+        }
+    }
+}
+
+/// Runs an API: its sync loop, its cluster watches and its server, until `shutdown`.
+pub async fn run(
+    state: AppState,
+    watches: impl Future<Output = ()> + Send + 'static,
+    listener: TcpListener,
+    tls: Option<Tls>,
+    sync_interval: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let watch_task = tokio::spawn(watches);
+    let mut sync_stop = stop_rx.clone();
+    let sync_task = tokio::spawn(crate::sync::run(state.clone(), sync_interval, async move {
+        let _ = sync_stop.wait_for(|s| *s).await;
+    }));
+    let served = serve(app(state), listener, tls, async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
+    .await;
+    let _ = sync_task.await;
+    watch_task.abort();
+    served
+}
+
+/// `govcloud serve`: connects, migrates, and runs until `shutdown`.
+pub async fn run_from_args(
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let db = connect_database(&args.database).await?;
+    migrate(&db).await?;
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| ServeError::ConnectCluster(e.to_string()))?;
+    let mut target = KubeconfigTarget::from_config(&config);
+    if let Some(server) = &args.kubeconfig_server {
+        target.server = server.clone();
+    }
+    if let Some(path) = &args.kubeconfig_ca_file {
+        let pem = std::fs::read(path).map_err(|source| ServeError::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+        use base64::Engine;
+        target.certificate_authority_data =
+            Some(base64::engine::general_purpose::STANDARD.encode(pem));
+    }
+    let client =
+        kube::Client::try_from(config).map_err(|e| ServeError::ConnectCluster(e.to_string()))?;
+    let (state, watches) = state(
+        db,
+        client,
+        target,
+        args.oidc().map(Oidc::new),
+        args.settings(),
+    );
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: args.listen.to_string(),
+            source,
+        })?;
+    let tls = args
+        .tls_cert
+        .clone()
+        .zip(args.tls_key.clone())
+        .map(|(cert, key)| Tls { cert, key });
+    run(
+        state,
+        watches,
+        listener,
+        tls,
+        Duration::from_secs(args.sync_interval_seconds),
+        shutdown,
+    )
+    .await
+}

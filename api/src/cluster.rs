@@ -178,6 +178,13 @@ impl Cluster {
             .and_then(|t| t.status.clone())
     }
 
+    /// Waits up to `timeout` for the first list of Nodes (at start, before the watch has one).
+    pub async fn wait_for_nodes(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.nodes.wait_until_ready())
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// The nodes' allocatable cpu and memory, or `None` before any node has been seen.
     pub fn allocatable(&self) -> Option<Totals> {
         let nodes = self.nodes.state();

@@ -49,6 +49,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     OverCapacity(Refusal),
+    #[error(
+        "namespace {0} is not ready yet: its deployer ServiceAccount does not exist; try again once the tenant is Ready"
+    )]
+    NamespaceNotReady(String),
     #[error("the cluster could not be reached: {0}")]
     ClusterUnavailable(String),
     #[error("database error: {0}")]
@@ -77,7 +81,9 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Rejected { status, .. } => *status,
-            Self::Conflict(_) | Self::OverCapacity(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::OverCapacity(_) | Self::NamespaceNotReady(_) => {
+                StatusCode::CONFLICT
+            }
             Self::ClusterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,6 +98,7 @@ impl ApiError {
             Self::Invalid(_) => "invalid-fields",
             Self::Rejected { .. } => "bad-request",
             Self::Conflict(_) => "conflict",
+            Self::NamespaceNotReady(_) => "namespace-not-ready",
             Self::OverCapacity(r) => r.limit.slug(),
             Self::ClusterUnavailable(_) => "cluster-unavailable",
             Self::Database(_) | Self::Internal(_) => "internal",

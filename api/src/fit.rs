@@ -2,6 +2,7 @@
 //! asks [`crate::capacity`] whether a change fits.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use sqlx::PgConnection;
 
@@ -81,6 +82,10 @@ pub async fn judge(
     let (before, after) = totals_before_after(cur, sched, change);
     check_allotment(&organization.name, before, after, organization.allotment())
         .map_err(ApiError::OverCapacity)?;
+    if state.cluster.allocatable().is_none() {
+        // Just started: give the Node watch a moment for its first list.
+        state.cluster.wait_for_nodes(Duration::from_secs(3)).await;
+    }
     let Some(allocatable) = state.cluster.allocatable() else {
         tracing::warn!("no node seen yet: the cluster's capacity is not checked");
         return Ok(Judgement {

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::tenants::visible;
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::cluster::{DEPLOYER, KubeconfigTarget};
+use crate::cluster::{ClusterError, DEPLOYER, KubeconfigTarget};
 use crate::db::{self, audit};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppJson;
@@ -98,7 +98,13 @@ async fn issue(
         .cluster
         .service_account_token(&namespace, DEPLOYER, state.settings.kubeconfig_ttl)
         .await
-        .map_err(|e| ApiError::ClusterUnavailable(e.to_string()))?;
+        .map_err(|e| match e {
+            ClusterError::RequestToken {
+                source: kube::Error::Api(status),
+                ..
+            } if status.is_not_found() => ApiError::NamespaceNotReady(namespace.clone()),
+            other => ApiError::ClusterUnavailable(other.to_string()),
+        })?;
     let kubeconfig = render_kubeconfig(&state.cluster.target, &tenant.name, &namespace, &token)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let mut tx = state.db.begin().await?;

@@ -1,0 +1,347 @@
+//! The authorization matrix: every route × every role × own and someone else's organization
+//! and tenant, each with the status it must answer. Someone else's objects answer 404, as if
+//! they did not exist; a role that may not act answers 403; no or bad credentials 401.
+
+mod support;
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use support::{TestApi, new_request};
+
+const ROLES: [&str; 5] = [
+    "platform-admin",
+    "org-admin",
+    "tenant-admin",
+    "finance",
+    "auditor",
+];
+
+/// Whose object a case is about, seen from the seeded users (the org admin and finance of
+/// demo-province, the tenant admin of demo-stttt).
+#[derive(Debug, Clone, Copy)]
+enum Whose {
+    /// demo-stttt, in demo-province.
+    Own,
+    /// demo-sotc: the same province, another agency.
+    Sibling,
+    /// demo-ministry-data, in demo-ministry.
+    Foreign,
+}
+
+impl Whose {
+    fn tenant(self) -> &'static str {
+        match self {
+            Self::Own => "demo-stttt",
+            Self::Sibling => "demo-sotc",
+            Self::Foreign => "demo-ministry-data",
+        }
+    }
+    fn organization(self) -> &'static str {
+        match self {
+            Self::Own | Self::Sibling => "demo-province",
+            Self::Foreign => "demo-ministry",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    ListOrganizations,
+    ShowOrganization,
+    CreateOrganization,
+    ListTenants,
+    ShowTenant,
+    CreateTenant,
+    QuotaChanges,
+    CreateRequest,
+    ListRequests,
+    ShowRequest,
+    Approve,
+    Reject,
+    Cancel,
+    Kubeconfig,
+    AuditEvents,
+}
+
+const OK: u16 = 200;
+const CREATED: u16 = 201;
+const FORBIDDEN: u16 = 403;
+const NOT_FOUND: u16 = 404;
+
+/// The expected status, by role in ROLES order.
+fn expected(route: Route, whose: Whose) -> [u16; 5] {
+    use Route::*;
+    use Whose::*;
+    match (route, whose) {
+        (ListOrganizations | ListTenants | ListRequests, _) => [OK; 5],
+        (AuditEvents, _) => [OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK],
+        (CreateOrganization, _) => [CREATED, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (ShowOrganization, Own | Sibling) => [OK; 5],
+        (ShowOrganization, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK],
+        (ShowTenant | QuotaChanges | ShowRequest, Own) => [OK; 5],
+        (ShowTenant | QuotaChanges | ShowRequest, Sibling) => [OK, OK, NOT_FOUND, OK, OK],
+        (ShowTenant | QuotaChanges | ShowRequest, Foreign) => {
+            [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK]
+        }
+        (CreateTenant, Own | Sibling) => [CREATED, CREATED, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (CreateTenant, Foreign) => [CREATED, NOT_FOUND, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (CreateRequest, Own) => [CREATED, CREATED, CREATED, FORBIDDEN, FORBIDDEN],
+        (CreateRequest, Sibling) => [CREATED, CREATED, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (CreateRequest, Foreign) => [CREATED, NOT_FOUND, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (Approve | Reject, Own) => [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (Approve | Reject, Sibling) => [OK, OK, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (Approve | Reject, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (Cancel, Own) => [OK, OK, OK, FORBIDDEN, FORBIDDEN],
+        (Cancel, Sibling) => [OK, OK, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (Cancel, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (Kubeconfig, Own) => [OK, FORBIDDEN, OK, FORBIDDEN, FORBIDDEN],
+        (Kubeconfig, Sibling) => [OK, FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (Kubeconfig, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+    }
+}
+
+/// The request for a case; creates what the case acts on (a fresh pending request).
+async fn request(
+    api: &TestApi,
+    route: Route,
+    whose: Whose,
+    n: usize,
+) -> (Method, String, Option<Value>) {
+    use Route::*;
+    let tenant = whose.tenant();
+    let org = whose.organization();
+    match route {
+        ListOrganizations => (Method::GET, "/v1/organizations".into(), None),
+        ShowOrganization => (Method::GET, format!("/v1/organizations/{org}"), None),
+        CreateOrganization => (
+            Method::POST,
+            "/v1/organizations".into(),
+            Some(
+                json!({"name": format!("org-{n}"), "displayName": "Org", "allotment": {"cpu": "1", "memory": "1Gi", "storage": "1Gi"}}),
+            ),
+        ),
+        ListTenants => (Method::GET, "/v1/tenants".into(), None),
+        ShowTenant => (Method::GET, format!("/v1/tenants/{tenant}"), None),
+        QuotaChanges => (
+            Method::GET,
+            format!("/v1/tenants/{tenant}/quota-changes"),
+            None,
+        ),
+        CreateTenant => (
+            Method::POST,
+            "/v1/tenants".into(),
+            Some(
+                json!({"name": format!("agency-{n}"), "organization": org, "displayName": "Agency",
+                        "namespaces": [{"name": "prod", "quota": {"cpu": "100m", "memory": "128Mi", "storage": "1Gi", "pods": 5}}],
+                        "billing": {"plan": "Usage"}}),
+            ),
+        ),
+        CreateRequest => (
+            Method::POST,
+            "/v1/capacity-requests".into(),
+            Some(
+                json!({"tenant": tenant, "namespace": "prod", "quota": {"pods": 31}, "reason": "matrix"}),
+            ),
+        ),
+        ListRequests => (Method::GET, "/v1/capacity-requests".into(), None),
+        ShowRequest => (
+            Method::GET,
+            format!(
+                "/v1/capacity-requests/{}",
+                new_request(api, tenant, "1").await
+            ),
+            None,
+        ),
+        Approve => (
+            Method::POST,
+            format!(
+                "/v1/capacity-requests/{}/approve",
+                new_request(api, tenant, "1").await
+            ),
+            None,
+        ),
+        Reject => (
+            Method::POST,
+            format!(
+                "/v1/capacity-requests/{}/reject",
+                new_request(api, tenant, "1").await
+            ),
+            Some(json!({"reason": "matrix"})),
+        ),
+        Cancel => (
+            Method::POST,
+            format!(
+                "/v1/capacity-requests/{}/cancel",
+                new_request(api, tenant, "1").await
+            ),
+            None,
+        ),
+        Kubeconfig => (
+            Method::POST,
+            format!("/v1/tenants/{tenant}/kubeconfig"),
+            Some(json!({"namespace": "prod"})),
+        ),
+        AuditEvents => (Method::GET, "/v1/audit-events".into(), None),
+    }
+}
+
+const ROUTES: [Route; 15] = [
+    Route::ListOrganizations,
+    Route::ShowOrganization,
+    Route::CreateOrganization,
+    Route::ListTenants,
+    Route::ShowTenant,
+    Route::CreateTenant,
+    Route::QuotaChanges,
+    Route::CreateRequest,
+    Route::ListRequests,
+    Route::ShowRequest,
+    Route::Approve,
+    Route::Reject,
+    Route::Cancel,
+    Route::Kubeconfig,
+    Route::AuditEvents,
+];
+
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn every_route_every_role_own_and_foreign(db: PgPool) {
+    let api = TestApi::new(db).await;
+    // Kubeconfigs need the deployer ServiceAccounts that the operator makes.
+    support::start_operator(&api).await;
+    support::eventually(|| async {
+        let (s, _) = api
+            .post(
+                "/v1/tenants/demo-ministry-data/kubeconfig",
+                "platform-admin",
+                json!({"namespace": "prod"}),
+            )
+            .await;
+        let (t, _) = api
+            .post(
+                "/v1/tenants/demo-sotc/kubeconfig",
+                "platform-admin",
+                json!({"namespace": "prod"}),
+            )
+            .await;
+        let (u, _) = api
+            .post(
+                "/v1/tenants/demo-stttt/kubeconfig",
+                "platform-admin",
+                json!({"namespace": "prod"}),
+            )
+            .await;
+        (s == StatusCode::OK && t == StatusCode::OK && u == StatusCode::OK).then_some(())
+    })
+    .await;
+
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    let mut n = 0;
+    for route in ROUTES {
+        for whose in [Whose::Own, Whose::Sibling, Whose::Foreign] {
+            for (role, want) in ROLES.iter().zip(expected(route, whose)) {
+                n += 1;
+                let (method, path, body) = request(&api, route, whose, n).await;
+                let (status, answer) = api
+                    .call(method.clone(), &path, Some(role), body.clone())
+                    .await;
+                cases += 1;
+                if status.as_u16() != want {
+                    failures.push(format!("{route:?} {whose:?} as {role}: {method} {path} answered {status}, expected {want}: {answer}"));
+                }
+                // Without credentials, or with a bad token, every route answers 401.
+                if *role == "platform-admin" {
+                    let (status, _) =
+                        support::call_with(api.router(), method.clone(), &path, None, body.clone())
+                            .await;
+                    let (bad, _) = support::call_with(
+                        api.router(),
+                        method.clone(),
+                        &path,
+                        Some("gct_not-a-token"),
+                        body.clone(),
+                    )
+                    .await;
+                    let (jwt, _) = support::call_with(
+                        api.router(),
+                        method.clone(),
+                        &path,
+                        Some("eyJhbGciOiJSUzI1NiJ9.e30.c2ln"),
+                        body,
+                    )
+                    .await;
+                    for s in [status, bad, jwt] {
+                        if s != StatusCode::UNAUTHORIZED {
+                            failures.push(format!(
+                                "{route:?} {method} {path} without valid credentials answered {s}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(cases, 15 * 3 * 5);
+}
+
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn lists_hold_only_what_the_caller_may_see(db: PgPool) {
+    let api = TestApi::new(db).await;
+    for tenant in ["demo-stttt", "demo-sotc", "demo-ministry-data"] {
+        new_request(&api, tenant, "1").await;
+    }
+    let names = |v: &Value, key: &str| -> Vec<String> {
+        let mut n: Vec<String> = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i[key].as_str().map(String::from))
+            .collect();
+        n.sort();
+        n
+    };
+    let cases: [(&str, &[&str], &[&str]); 5] = [
+        (
+            "platform-admin",
+            &["demo-ministry", "demo-province"],
+            &["demo-ministry-data", "demo-sotc", "demo-stttt"],
+        ),
+        (
+            "auditor",
+            &["demo-ministry", "demo-province"],
+            &["demo-ministry-data", "demo-sotc", "demo-stttt"],
+        ),
+        (
+            "org-admin",
+            &["demo-province"],
+            &["demo-sotc", "demo-stttt"],
+        ),
+        ("finance", &["demo-province"], &["demo-sotc", "demo-stttt"]),
+        ("tenant-admin", &["demo-province"], &["demo-stttt"]),
+    ];
+    for (role, orgs, tenants) in cases {
+        let (_, o) = api.get("/v1/organizations", role).await;
+        assert_eq!(names(&o, "name"), orgs, "{role}: organizations");
+        let (_, t) = api.get("/v1/tenants", role).await;
+        assert_eq!(names(&t, "name"), tenants, "{role}: tenants");
+        let (_, r) = api.get("/v1/capacity-requests", role).await;
+        assert_eq!(names(&r, "tenant"), tenants, "{role}: capacity requests");
+        // Filtering by someone else's tenant finds nothing rather than failing.
+        let (status, r) = api
+            .get("/v1/capacity-requests?tenant=demo-ministry-data", role)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            names(&r, "tenant").is_empty(),
+            !tenants.contains(&"demo-ministry-data"),
+            "{role}"
+        );
+    }
+}

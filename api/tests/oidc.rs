@@ -1,0 +1,183 @@
+//! OIDC bearer JWTs: checked against the issuer's JWKS (found by discovery), RS256 and ES256,
+//! issuer, audience and expiry; the subject must be a registered principal.
+
+mod support;
+
+use axum::Router;
+use axum::http::{Method, StatusCode};
+use axum::routing::get;
+use govcloud_api::auth::Role;
+use govcloud_api::auth::oidc::{Oidc, OidcSettings};
+use govcloud_api::cluster::KubeconfigTarget;
+use govcloud_api::db::principals::{self, NewPrincipal};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+const RSA_KEY: &str = include_str!("fixtures/oidc-rs256.pem");
+const EC_KEY: &str = include_str!("fixtures/oidc-es256.pem");
+const JWKS: &str = include_str!("fixtures/oidc-jwks.json");
+const AUDIENCE: &str = "govcloud";
+
+/// A stand-in identity provider: discovery document and JWKS on loopback.
+async fn issuer() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!(
+        "http://{}",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    let jwks_uri = format!("{url}/keys");
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || {
+                let jwks_uri = jwks_uri.clone();
+                async move { axum::Json(json!({ "issuer": "unused", "jwks_uri": jwks_uri })) }
+            }),
+        )
+        .route(
+            "/keys",
+            get(|| async { ([("content-type", "application/json")], JWKS) }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn sign(alg: Algorithm, kid: &str, claims: &Value) -> String {
+    let key = match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(RSA_KEY.as_bytes()),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(EC_KEY.as_bytes()),
+        _ => Ok(EncodingKey::from_secret(b"a shared secret")),
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_string());
+    jsonwebtoken::encode(&header, claims, &key).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn id_tokens_from_the_issuer_authenticate_registered_subjects(db: PgPool) {
+    let iss = issuer().await;
+    principals::insert(
+        &db,
+        NewPrincipal {
+            name: "nguyen.van.a",
+            role: Role::Auditor,
+            organization_id: None,
+            tenant_id: None,
+            oidc_subject: Some("user-123"),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let sim = kubesim::KubeSim::start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let oidc = Oidc::new(OidcSettings {
+        issuer: iss.clone(),
+        audience: AUDIENCE.into(),
+        jwks_url: None,
+    });
+    let target = KubeconfigTarget {
+        server: sim.url(),
+        certificate_authority_data: None,
+        insecure_skip_tls_verify: false,
+    };
+    let client = sim.client().unwrap_or_else(|e| panic!("{e}"));
+    let (state, _watches) = govcloud_api::serve::state(
+        db,
+        client,
+        target,
+        Some(oidc),
+        govcloud_api::Settings::default(),
+    );
+    let router = govcloud_api::app(state);
+
+    let now = chrono::Utc::now().timestamp();
+    let claims = |sub: &str, iss: &str, aud: &str, exp: i64| json!({"sub": sub, "iss": iss, "aud": aud, "exp": exp, "iat": now});
+    let good = claims("user-123", &iss, AUDIENCE, now + 300);
+    let cases = [
+        (
+            "RS256",
+            sign(Algorithm::RS256, "rsa-1", &good),
+            StatusCode::OK,
+        ),
+        (
+            "ES256",
+            sign(Algorithm::ES256, "ec-1", &good),
+            StatusCode::OK,
+        ),
+        (
+            "another audience",
+            sign(
+                Algorithm::RS256,
+                "rsa-1",
+                &claims("user-123", &iss, "someone-else", now + 300),
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "another issuer",
+            sign(
+                Algorithm::RS256,
+                "rsa-1",
+                &claims("user-123", "https://evil.example", AUDIENCE, now + 300),
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "expired",
+            sign(
+                Algorithm::RS256,
+                "rsa-1",
+                &claims("user-123", &iss, AUDIENCE, now - 600),
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "unregistered subject",
+            sign(
+                Algorithm::RS256,
+                "rsa-1",
+                &claims("user-999", &iss, AUDIENCE, now + 300),
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "unknown key",
+            sign(Algorithm::RS256, "rsa-2", &good),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "EC token under the RSA key id",
+            sign(Algorithm::ES256, "rsa-1", &good),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "HS256 (a shared secret)",
+            sign(Algorithm::HS256, "rsa-1", &good),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (what, token, want) in cases {
+        let (status, body) = support::call_with(
+            router.clone(),
+            Method::GET,
+            "/v1/audit-events",
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(status, want, "{what}: {body}");
+    }
+    // A token whose signature was tampered with.
+    let mut forged = sign(Algorithm::RS256, "rsa-1", &good);
+    let i = forged.len() - 10;
+    let flipped = if &forged[i..=i] == "A" { "B" } else { "A" };
+    forged.replace_range(i..=i, flipped);
+    let (status, _) =
+        support::call_with(router, Method::GET, "/v1/audit-events", Some(&forged), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

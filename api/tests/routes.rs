@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{TestApi, new_request};
 
-const M: &str = "govcloud_api::db::MIGRATOR";
 
 fn field_names(problem: &Value) -> Vec<String> {
     problem["errors"]
@@ -52,7 +51,6 @@ async fn tenant_cpu_in_cluster(api: &TestApi, tenant: &str, ns: &str) -> String 
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
 async fn organizations_are_created_listed_and_shown(db: PgPool) {
-    let _ = M;
     let api = TestApi::new(db).await;
     let new = json!({"name": "ha-tinh", "displayName": "Tỉnh Hà Tĩnh",
                      "allotment": {"cpu": "16", "memory": "64Gi", "storage": "1Ti"}});
@@ -223,7 +221,7 @@ async fn an_approved_request_changes_the_quota_once_and_is_recorded(db: PgPool) 
 
     let (status, body) = api
         .get(
-            &format!("/v1/capacity-requests?tenant=demo-stttt&state=pending"),
+            "/v1/capacity-requests?tenant=demo-stttt&state=pending",
             "org-admin",
         )
         .await;

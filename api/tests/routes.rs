@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use support::{TestApi, new_request};
 
-
 fn field_names(problem: &Value) -> Vec<String> {
     problem["errors"]
         .as_array()

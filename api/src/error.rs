@@ -61,6 +61,11 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// Whether PostgreSQL refused text it cannot store (a NUL character): the caller's fault.
+fn is_unstorable_text(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("22021" | "22P05")))
+}
+
 impl ApiError {
     pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
         Self::NotFound {
@@ -85,6 +90,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             Self::ClusterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(e) if is_unstorable_text(e) => StatusCode::BAD_REQUEST,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -101,6 +107,7 @@ impl ApiError {
             Self::NamespaceNotReady(_) => "namespace-not-ready",
             Self::OverCapacity(r) => r.limit.slug(),
             Self::ClusterUnavailable(_) => "cluster-unavailable",
+            Self::Database(e) if is_unstorable_text(e) => "bad-request",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
     }
@@ -109,6 +116,9 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let status = self.status();
         let detail = match self {
+            Self::Database(e) if is_unstorable_text(e) => {
+                "text in the request contains a character that cannot be stored (NUL)".to_string()
+            }
             // Internals stay in the log.
             Self::Database(_) | Self::Internal(_) => {
                 "the server failed to handle the request; it has been logged".to_string()

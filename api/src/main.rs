@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use govcloud_api::auth::{Role, tokens};
 use govcloud_api::config::{DatabaseArgs, ServeArgs};
-use govcloud_api::db::{self, principals};
+use govcloud_api::db::{self, audit, principals};
 use govcloud_api::serve::{connect_database, migrate, run_from_args};
 use tracing_subscriber::EnvFilter;
 
@@ -121,6 +121,21 @@ async fn principal(args: PrincipalArgs) -> anyhow::Result<()> {
     })?;
     let token = tokens::generate();
     principals::insert_token(&mut *tx, id, &tokens::hash(&token)).await?;
+    audit::record(
+        &mut *tx,
+        audit::Event {
+            actor: &audit::Actor::system("cli"),
+            action: "principal.create",
+            object_kind: "principal",
+            object_id: args.name.clone(),
+            organization_id,
+            tenant_id,
+            detail: serde_json::json!({
+                "role": args.role, "oidc": args.oidc_subject.is_some(), "apiToken": true,
+            }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     eprintln!(
         "registered {} as {}; its API token (shown once):",

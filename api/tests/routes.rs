@@ -316,6 +316,18 @@ async fn bad_requests_are_refused_and_change_nothing(db: PgPool) {
     let (_, body) = api.get("/v1/capacity-requests", "platform-admin").await;
     assert_eq!(body["items"], json!([]));
 
+    // Text PostgreSQL cannot store is the caller's fault, not a server error.
+    let (status, _) = api.get("/v1/tenants/demo%00stttt", "platform-admin").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api
+        .post(
+            "/v1/capacity-requests",
+            "tenant-admin",
+            json!({"tenant": "demo-stttt", "namespace": "prod", "quota": {"cpu": "5"}, "reason": "a\u{0}b"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
     // A rejection needs a reason; a rejected request cannot be approved.
     let id = new_request(&api, "demo-stttt", "5").await;
     let (status, body) = api

@@ -1,6 +1,7 @@
 //! Running the API: connecting to its database and cluster, serving HTTP or HTTPS, and
 //! stopping gracefully.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,6 +89,16 @@ pub fn state(
         },
         watches,
     )
+}
+
+/// Binds the API's socket.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// Serves the router on `listener` until `shutdown`, then lets open requests finish.
@@ -193,12 +204,7 @@ pub async fn run_from_args(
         args.oidc().map(Oidc::new),
         args.settings(),
     );
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: args.listen.to_string(),
-            source,
-        })?;
+    let listener = bind(args.listen).await?;
     let tls = args
         .tls_cert
         .clone()

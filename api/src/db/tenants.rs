@@ -75,26 +75,42 @@ pub async fn insert(db: impl PgExecutor<'_>, t: NewTenant<'_>) -> sqlx::Result<U
     .await
 }
 
+/// Writes a namespace's quota: `insert` for a new namespace, else an update of an existing one.
+async fn write_namespace(
+    db: impl PgExecutor<'_>,
+    sql: &str,
+    tenant_id: Uuid,
+    name: &str,
+    q: Quota,
+) -> sqlx::Result<()> {
+    sqlx::query(sql)
+        .bind(tenant_id)
+        .bind(name)
+        .bind(q.cpu_milli)
+        .bind(q.memory_bytes)
+        .bind(q.storage_bytes)
+        .bind(q.pods)
+        .bind(q.load_balancers)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn insert_namespace(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     name: &str,
     q: Quota,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    write_namespace(
+        db,
         "insert into tenant_namespace (tenant_id, name, cpu_milli, memory_bytes, storage_bytes, pods, load_balancers)
          values ($1, $2, $3, $4, $5, $6, $7)",
+        tenant_id,
+        name,
+        q,
     )
-    .bind(tenant_id)
-    .bind(name)
-    .bind(q.cpu_milli)
-    .bind(q.memory_bytes)
-    .bind(q.storage_bytes)
-    .bind(q.pods)
-    .bind(q.load_balancers)
-    .execute(db)
-    .await?;
-    Ok(())
+    .await
 }
 
 pub async fn set_namespace_quota(
@@ -103,20 +119,15 @@ pub async fn set_namespace_quota(
     name: &str,
     q: Quota,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    write_namespace(
+        db,
         "update tenant_namespace set cpu_milli = $3, memory_bytes = $4, storage_bytes = $5, pods = $6, load_balancers = $7
          where tenant_id = $1 and name = $2",
+        tenant_id,
+        name,
+        q,
     )
-    .bind(tenant_id)
-    .bind(name)
-    .bind(q.cpu_milli)
-    .bind(q.memory_bytes)
-    .bind(q.storage_bytes)
-    .bind(q.pods)
-    .bind(q.load_balancers)
-    .execute(db)
-    .await?;
-    Ok(())
+    .await
 }
 
 pub async fn by_name(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<TenantRow>> {

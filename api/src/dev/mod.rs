@@ -18,12 +18,11 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
 use kubesim::KubeSim;
-use tokio::net::TcpListener;
 
 use crate::Settings;
 use crate::cluster::KubeconfigTarget;
 use crate::config::DatabaseArgs;
-use crate::serve::{ServeError, connect_database, migrate, run, state};
+use crate::serve::{ServeError, bind, connect_database, migrate, run, state};
 use postgres::{PostgresError, PrivatePostgres};
 
 #[derive(Debug, Clone, Args)]
@@ -154,12 +153,7 @@ async fn run_with_database(
     let tokens = seed::seed(&state, &tokens_path)
         .await
         .map_err(DevError::Seed)?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: args.listen.to_string(),
-            source,
-        })?;
+    let listener = bind(args.listen).await?;
     let api = listener
         .local_addr()
         .map_or_else(|_| args.listen.to_string(), |a| a.to_string());

@@ -2,7 +2,6 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,7 +11,7 @@ use super::{PageParams, next_cursor, page};
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::db::audit::{self, ListFilter};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{AppJson, AppQuery};
 
 pub fn router() -> Router<AppState> {
@@ -66,15 +65,7 @@ async fn list(
         cursor: f.cursor,
     };
     let limit = page.limit()?;
-    let before = page
-        .cursor()?
-        .map(|c| {
-            c.parse::<i64>().map_err(|_| ApiError::Rejected {
-                status: StatusCode::BAD_REQUEST,
-                detail: "cursor is not one this API gave out".into(),
-            })
-        })
-        .transpose()?;
+    let before = page.cursor_as::<i64>()?;
     let rows = audit::list(
         &state.db,
         ListFilter {

@@ -263,17 +263,14 @@ async fn list(
         cursor: f.cursor,
     };
     let limit = page.limit()?;
-    let bad_cursor = || ApiError::Rejected {
-        status: StatusCode::BAD_REQUEST,
-        detail: "cursor is not one this API gave out".into(),
-    };
     let after = page
         .cursor()?
         .map(|c| {
-            let (at, id) = c.split_once('|').ok_or_else(bad_cursor)?;
+            let (at, id) = c.split_once('|').ok_or_else(super::bad_cursor)?;
             Ok::<_, ApiError>((
-                at.parse::<DateTime<Utc>>().map_err(|_| bad_cursor())?,
-                id.parse::<Uuid>().map_err(|_| bad_cursor())?,
+                at.parse::<DateTime<Utc>>()
+                    .map_err(|_| super::bad_cursor())?,
+                id.parse::<Uuid>().map_err(|_| super::bad_cursor())?,
             ))
         })
         .transpose()?;

@@ -47,10 +47,6 @@ impl PageParams {
 
     /// The decoded cursor.
     pub fn cursor(&self) -> Result<Option<String>, ApiError> {
-        let bad = || ApiError::Rejected {
-            status: StatusCode::BAD_REQUEST,
-            detail: "cursor is not one this API gave out".into(),
-        };
         self.cursor
             .as_deref()
             .map(|c| {
@@ -58,9 +54,24 @@ impl PageParams {
                     .decode(c)
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
-                    .ok_or_else(bad)
+                    .ok_or_else(bad_cursor)
             })
             .transpose()
+    }
+
+    /// The decoded cursor, parsed (an id, for lists ordered by id).
+    pub fn cursor_as<T: std::str::FromStr>(&self) -> Result<Option<T>, ApiError> {
+        self.cursor()?
+            .map(|c| c.parse::<T>().map_err(|_| bad_cursor()))
+            .transpose()
+    }
+}
+
+/// A cursor this API did not give out.
+pub fn bad_cursor() -> ApiError {
+    ApiError::Rejected {
+        status: StatusCode::BAD_REQUEST,
+        detail: "cursor is not one this API gave out".into(),
     }
 }
 

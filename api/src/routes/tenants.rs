@@ -416,15 +416,7 @@ async fn timeline(
 ) -> ApiResult<AppJson<QuotaChangePage>> {
     let t = visible(&state, &caller, &name).await?;
     let limit = page.limit()?;
-    let after = page
-        .cursor()?
-        .map(|c| {
-            c.parse::<i64>().map_err(|_| ApiError::Rejected {
-                status: StatusCode::BAD_REQUEST,
-                detail: "cursor is not one this API gave out".into(),
-            })
-        })
-        .transpose()?;
+    let after = page.cursor_as::<i64>()?;
     let rows = quota_changes::list(&state.db, t.tenant_id, after, limit).await?;
     let next = next_cursor(&rows, limit, |r| r.quota_change_id.to_string());
     Ok(AppJson(QuotaChangePage {

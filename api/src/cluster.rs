@@ -171,6 +171,14 @@ impl Cluster {
         .map(|_| ())
     }
 
+    /// Whether the watch has seen this tenant in the cluster with exactly this spec.
+    pub fn has_tenant(&self, tenant: &Tenant) -> bool {
+        let name = tenant.metadata.name.as_deref().unwrap_or_default();
+        self.tenants
+            .get(&ObjectRef::new(name))
+            .is_some_and(|seen| seen.spec == tenant.spec)
+    }
+
     /// The status the operator last reported for a tenant, as last seen by the watch.
     pub fn tenant_status(&self, name: &str) -> Option<TenantStatus> {
         self.tenants

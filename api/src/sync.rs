@@ -60,11 +60,23 @@ pub async fn write_quota(
 /// Applies a tenant's desired state to the cluster; on success records it applied and marks
 /// approved the requests it carried. Answers whether the cluster took it.
 pub async fn apply_tenant(state: &AppState, tenant_id: Uuid) -> ApiResult<bool> {
+    apply(state, tenant_id, false).await
+}
+
+/// Like [`apply_tenant`], but skips the write when the cluster (as the watch last saw it)
+/// already has exactly this spec: the periodic full pass costs no writes when nothing drifted.
+async fn apply(state: &AppState, tenant_id: Uuid, skip_if_present: bool) -> ApiResult<bool> {
     let Some(row) = db::tenants::by_id(&state.db, tenant_id).await? else {
         return Ok(false);
     };
     let namespaces = db::tenants::namespaces(&state.db, &[tenant_id]).await?;
     let tenant = build_tenant(&row, &namespaces).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let present = skip_if_present
+        && row.applied_version >= row.spec_version
+        && state.cluster.has_tenant(&tenant);
+    if present {
+        return Ok(true);
+    }
     if let Err(e) = state.cluster.apply_tenant(&tenant).await {
         state.metrics.sync_failures.inc();
         tracing::warn!(tenant = %row.name, error = %e, "tenant not applied; will retry");
@@ -136,7 +148,7 @@ pub async fn sync_once(state: &AppState, all: bool) -> ApiResult<usize> {
     write_due(state).await?;
     let mut left = 0;
     for id in db::tenants::to_apply(&state.db, all).await? {
-        if !apply_tenant(state, id).await? {
+        if !apply(state, id, all).await? {
             left += 1;
         }
     }

@@ -11,7 +11,7 @@ const NANOS_PER_MILLI: i128 = 1_000_000;
 const NANOS_PER_UNIT: i128 = 1_000_000_000;
 
 /// A namespace's quota in base units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow, Deserialize)]
 pub struct Quota {
     pub cpu_milli: i64,
     pub memory_bytes: i64,

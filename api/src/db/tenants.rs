@@ -26,12 +26,21 @@ pub struct TenantRow {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
 pub struct NamespaceRow {
     pub tenant_id: Uuid,
     pub name: String,
     #[sqlx(flatten)]
+    #[serde(flatten)]
     pub quota: Quota,
+}
+
+/// A tenant with its namespaces, read in one query.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantWithNamespaces {
+    #[sqlx(flatten)]
+    pub tenant: TenantRow,
+    pub namespaces: Json<Vec<NamespaceRow>>,
 }
 
 /// A namespace with its tenant's name, for sums across tenants.
@@ -135,6 +144,20 @@ pub async fn by_name(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option
         .bind(name)
         .fetch_optional(db)
         .await
+}
+
+/// A tenant and its namespaces by name, in one round trip.
+pub async fn with_namespaces_by_name(
+    db: impl PgExecutor<'_>,
+    name: &str,
+) -> sqlx::Result<Option<TenantWithNamespaces>> {
+    sqlx::query_as(&format!(
+        "select x.*, coalesce((select json_agg(n order by n.name) from tenant_namespace n where n.tenant_id = x.tenant_id), '[]') as namespaces
+         from ({SELECT} where t.name = $1) x"
+    ))
+    .bind(name)
+    .fetch_optional(db)
+    .await
 }
 
 pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<TenantRow>> {

@@ -39,11 +39,15 @@ pub struct NewRequest<'a> {
     pub requested_by: &'a str,
 }
 
-pub async fn insert(db: impl PgExecutor<'_>, r: NewRequest<'_>) -> sqlx::Result<Uuid> {
-    sqlx::query_scalar(
+/// Stores a new pending request; answers its id and creation time.
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    r: NewRequest<'_>,
+) -> sqlx::Result<(Uuid, DateTime<Utc>)> {
+    sqlx::query_as(
         "insert into capacity_request (tenant_id, namespace, cpu_milli, memory_bytes, storage_bytes, pods, load_balancers,
                                        reason, effective_from, state, requested_by)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10) returning capacity_request_id",
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10) returning capacity_request_id, created_at",
     )
     .bind(r.tenant_id)
     .bind(r.namespace)

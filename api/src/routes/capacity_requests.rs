@@ -14,7 +14,7 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::tenants::visible;
+use super::tenants::visible_with_namespaces;
 use super::{PageParams, page};
 use crate::AppState;
 use crate::auth::{Caller, Role, Scope};
@@ -177,9 +177,8 @@ async fn create(
         &[Role::PlatformAdmin, Role::OrgAdmin, Role::TenantAdmin],
         "request capacity",
     )?;
-    let tenant = visible(&state, &caller, &body.tenant).await?;
+    let (tenant, namespaces) = visible_with_namespaces(&state, &caller, &body.tenant).await?;
     let mut errors = Vec::new();
-    let namespaces = db::tenants::namespaces(&state.db, &[tenant.tenant_id]).await?;
     if !namespaces.iter().any(|n| n.name == body.namespace) {
         errors.push(FieldError::new(
             "namespace",
@@ -203,7 +202,7 @@ async fn create(
         return Err(ApiError::Invalid(errors));
     };
     let mut tx = state.db.begin().await?;
-    let id = db::capacity_requests::insert(
+    let (id, created_at) = db::capacity_requests::insert(
         &mut *tx,
         NewRequest {
             tenant_id: tenant.tenant_id,
@@ -231,11 +230,25 @@ async fn create(
         },
     )
     .await?;
-    let row = db::capacity_requests::get(&mut *tx, id)
-        .await?
-        .ok_or_else(|| ApiError::Internal("request vanished".into()))?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, AppJson(row.into())))
+    Ok((
+        StatusCode::CREATED,
+        AppJson(CapacityRequest {
+            id,
+            tenant: tenant.name,
+            namespace: body.namespace,
+            quota: patch.into(),
+            reason: body.reason,
+            effective_from,
+            state: RequestState::Pending.as_str().to_string(),
+            requested_by: caller.name,
+            requested_at: created_at,
+            decided_by: None,
+            decided_at: None,
+            decision_reason: None,
+            applied_at: None,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -165,6 +165,19 @@ pub async fn visible(state: &AppState, caller: &Caller, name: &str) -> ApiResult
         .ok_or_else(|| ApiError::not_found("tenant", name))
 }
 
+/// A tenant the caller may see, with its namespaces (one query), or 404.
+pub async fn visible_with_namespaces(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> ApiResult<(TenantRow, Vec<NamespaceRow>)> {
+    db::tenants::with_namespaces_by_name(&state.db, name)
+        .await?
+        .filter(|t| caller.sees(Scope::tenant(t.tenant.organization_id, t.tenant.tenant_id)))
+        .map(|t| (t.tenant, t.namespaces.0))
+        .ok_or_else(|| ApiError::not_found("tenant", name))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct TenantFilter {
@@ -214,12 +227,9 @@ async fn show(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<AppJson<TenantDoc>> {
-    let found = db::tenants::with_namespaces_by_name(&state.db, &name)
-        .await?
-        .filter(|t| caller.sees(Scope::tenant(t.tenant.organization_id, t.tenant.tenant_id)))
-        .ok_or_else(|| ApiError::not_found("tenant", &name))?;
-    let status = state.cluster.tenant_status(&found.tenant.name);
-    tenant_doc(found.tenant, found.namespaces.0, status).map(AppJson)
+    let (tenant, namespaces) = visible_with_namespaces(&state, &caller, &name).await?;
+    let status = state.cluster.tenant_status(&tenant.name);
+    tenant_doc(tenant, namespaces, status).map(AppJson)
 }
 
 /// Field errors of the operator's validation, renamed to the request's fields.

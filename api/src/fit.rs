@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::AppState;
 use crate::capacity::{NamespaceKey, Scheduled, Totals, check_allotment, check_cluster, project};
@@ -55,17 +56,41 @@ fn totals_before_after(
     (before, after)
 }
 
-async fn current(
-    tx: &mut PgConnection,
-    organization: Option<uuid::Uuid>,
-) -> sqlx::Result<(BTreeMap<NamespaceKey, Quota>, Vec<Scheduled>)> {
-    let current = db::tenants::all_namespaces(&mut *tx, organization)
-        .await?
-        .into_iter()
-        .map(|n| ((n.tenant, n.name), n.quota))
-        .collect();
-    let scheduled = db::capacity_requests::scheduled(&mut *tx, organization).await?;
-    Ok((current, scheduled))
+/// Every namespace's quota and every scheduled change, each with its organization: read once
+/// for both judgements.
+struct Snapshot {
+    current: Vec<(Uuid, NamespaceKey, Quota)>,
+    scheduled: Vec<(Uuid, Scheduled)>,
+}
+
+impl Snapshot {
+    async fn read(tx: &mut PgConnection) -> sqlx::Result<Self> {
+        let current = db::tenants::all_namespaces(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|n| (n.organization_id, (n.tenant, n.name), n.quota))
+            .collect();
+        let scheduled = db::capacity_requests::scheduled(&mut *tx).await?;
+        Ok(Self { current, scheduled })
+    }
+
+    /// The quotas and scheduled changes of one organization, or of all (`None`).
+    fn of(&self, organization: Option<Uuid>) -> (BTreeMap<NamespaceKey, Quota>, Vec<Scheduled>) {
+        let wanted = |o: &Uuid| organization.is_none_or(|w| w == *o);
+        let current = self
+            .current
+            .iter()
+            .filter(|(o, _, _)| wanted(o))
+            .map(|(_, k, q)| (k.clone(), *q))
+            .collect();
+        let scheduled = self
+            .scheduled
+            .iter()
+            .filter(|(o, _)| wanted(o))
+            .map(|(_, s)| s.clone())
+            .collect();
+        (current, scheduled)
+    }
 }
 
 /// Refuses a change that would take the organization past its allotment, or the cluster past
@@ -77,22 +102,23 @@ pub async fn judge(
     organization: &OrganizationRow,
     change: &Change,
 ) -> ApiResult<Judgement> {
+    if state.cluster.allocatable().is_none() {
+        // Just started: give the Node watch a moment for its first list (before taking the lock).
+        state.cluster.wait_for_nodes(Duration::from_secs(3)).await;
+    }
     lock_judgements(tx).await?;
-    let (cur, sched) = current(tx, Some(organization.organization_id)).await?;
+    let snapshot = Snapshot::read(tx).await?;
+    let (cur, sched) = snapshot.of(Some(organization.organization_id));
     let (before, after) = totals_before_after(cur, sched, change);
     check_allotment(&organization.name, before, after, organization.allotment())
         .map_err(ApiError::OverCapacity)?;
-    if state.cluster.allocatable().is_none() {
-        // Just started: give the Node watch a moment for its first list.
-        state.cluster.wait_for_nodes(Duration::from_secs(3)).await;
-    }
     let Some(allocatable) = state.cluster.allocatable() else {
         tracing::warn!("no node seen yet: the cluster's capacity is not checked");
         return Ok(Judgement {
             cluster_checked: false,
         });
     };
-    let (cur, sched) = current(tx, None).await?;
+    let (cur, sched) = snapshot.of(None);
     let (before, after) = totals_before_after(cur, sched, change);
     check_cluster(before, after, allocatable, state.settings.overcommit)
         .map_err(ApiError::OverCapacity)?;

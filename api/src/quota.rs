@@ -131,7 +131,8 @@ fn count(field: String, v: i32, max: i32, errors: &mut Vec<FieldError>) {
     }
 }
 
-fn parsed<T>(field: String, r: Result<T, String>, errors: &mut Vec<FieldError>) -> Option<T> {
+/// The parsed value, or `None` with the error recorded against `field`.
+pub fn parsed<T>(field: String, r: Result<T, String>, errors: &mut Vec<FieldError>) -> Option<T> {
     r.map_err(|m| errors.push(FieldError::new(field, m))).ok()
 }
 

@@ -144,24 +144,24 @@ pub async fn mark_written(db: impl PgExecutor<'_>, id: Uuid, version: i64) -> sq
     Ok(())
 }
 
-/// Approved changes not yet in effect (`organization`: only that organization's).
-pub async fn scheduled(
-    db: impl PgExecutor<'_>,
-    organization: Option<Uuid>,
-) -> sqlx::Result<Vec<Scheduled>> {
+/// Approved changes not yet in effect, with the organization of each.
+pub async fn scheduled(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, Scheduled)>> {
     let rows: Vec<RequestRow> = sqlx::query_as(&format!(
-        "{SELECT} where r.state = 'approved-pending' and r.quota_written_at is null
-           and ($1::uuid is null or t.organization_id = $1)"
+        "{SELECT} where r.state = 'approved-pending' and r.quota_written_at is null"
     ))
-    .bind(organization)
     .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| Scheduled {
-            namespace: (r.tenant, r.namespace),
-            effective_from: r.effective_from,
-            patch: r.patch,
+        .map(|r| {
+            (
+                r.organization_id,
+                Scheduled {
+                    namespace: (r.tenant, r.namespace),
+                    effective_from: r.effective_from,
+                    patch: r.patch,
+                },
+            )
         })
         .collect())
 }

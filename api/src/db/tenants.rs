@@ -46,6 +46,7 @@ pub struct TenantWithNamespaces {
 /// A namespace with its tenant's name, for sums across tenants.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TenantNamespaceRow {
+    pub organization_id: Uuid,
     pub tenant: String,
     pub name: String,
     #[sqlx(flatten)]
@@ -204,16 +205,11 @@ pub async fn namespaces(
     .await
 }
 
-/// Every namespace of an organization (or of the whole cluster), with its tenant's name.
-pub async fn all_namespaces(
-    db: impl PgExecutor<'_>,
-    organization: Option<Uuid>,
-) -> sqlx::Result<Vec<TenantNamespaceRow>> {
+/// Every namespace of the cluster, with its tenant's name and organization.
+pub async fn all_namespaces(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<TenantNamespaceRow>> {
     sqlx::query_as(
-        "select t.name as tenant, n.* from tenant_namespace n join tenant t using (tenant_id)
-         where $1::uuid is null or t.organization_id = $1",
+        "select t.organization_id, t.name as tenant, n.* from tenant_namespace n join tenant t using (tenant_id)",
     )
-    .bind(organization)
     .fetch_all(db)
     .await
 }

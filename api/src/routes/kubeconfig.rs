@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::tenants::visible;
+use super::tenants::visible_with_namespaces;
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::cluster::{ClusterError, DEPLOYER, KubeconfigTarget};
-use crate::db::{self, audit};
+use crate::db::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::AppJson;
 
@@ -78,12 +78,11 @@ async fn issue(
     Path(name): Path<String>,
     AppJson(body): AppJson<KubeconfigRequest>,
 ) -> ApiResult<AppJson<IssuedKubeconfig>> {
-    let tenant = visible(&state, &caller, &name).await?;
+    let (tenant, namespaces) = visible_with_namespaces(&state, &caller, &name).await?;
     caller.require(
         &[Role::PlatformAdmin, Role::TenantAdmin],
         "obtain deploy credentials",
     )?;
-    let namespaces = db::tenants::namespaces(&state.db, &[tenant.tenant_id]).await?;
     if !namespaces.iter().any(|n| n.name == body.namespace) {
         return Err(ApiError::invalid(
             "namespace",

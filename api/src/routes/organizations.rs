@@ -20,7 +20,7 @@ use crate::capacity::Totals;
 use crate::db::{self, audit, organizations::OrganizationRow};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{AppJson, AppQuery};
-use crate::quota::{format_bytes, format_cpu, parse_bytes, parse_cpu};
+use crate::quota::{format_bytes, format_cpu, parse_bytes, parse_cpu, parsed};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -53,13 +53,9 @@ impl From<Totals> for Amounts {
 
 impl Amounts {
     fn parse(&self, at: &str, errors: &mut Vec<FieldError>) -> Option<Totals> {
-        let mut one = |field: &str, r: Result<i64, String>| {
-            r.map_err(|m| errors.push(FieldError::new(format!("{at}.{field}"), m)))
-                .ok()
-        };
-        let cpu = one("cpu", parse_cpu(&self.cpu));
-        let memory = one("memory", parse_bytes(&self.memory));
-        let storage = one("storage", parse_bytes(&self.storage));
+        let cpu = parsed(format!("{at}.cpu"), parse_cpu(&self.cpu), errors);
+        let memory = parsed(format!("{at}.memory"), parse_bytes(&self.memory), errors);
+        let storage = parsed(format!("{at}.storage"), parse_bytes(&self.storage), errors);
         Some(Totals {
             cpu_milli: cpu?.into(),
             memory_bytes: memory?.into(),

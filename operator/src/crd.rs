@@ -12,6 +12,22 @@ use serde::{Deserialize, Serialize};
 /// DNS-1123 label: what Kubernetes accepts as a namespace name, and so as a tenant or namespace name here.
 pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
+/// The limits the CRD's schema enforces. [`crate::validate::validate`] checks the same ones, so
+/// what the API accepts the cluster accepts too: one source for both.
+pub mod limits {
+    pub const DISPLAY_NAME: usize = 256;
+    pub const ORGANIZATION: usize = 63;
+    pub const OWNER_NAME: usize = 256;
+    pub const NAMESPACES: usize = 32;
+    /// A tenant name and a namespace short name, joined by `-`, fit Kubernetes' 63.
+    pub const TENANT_NAME: usize = 63;
+    pub const NAMESPACE_SHORT_NAME: usize = 30;
+    pub const PODS: i32 = 100_000;
+    pub const LOAD_BALANCERS: i32 = 100;
+    pub const GRANT_PORTS: usize = 32;
+    pub const COST_CENTER: usize = 64;
+}
+
 /// A Kubernetes resource quantity, as the API server validates it.
 pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
 
@@ -37,12 +53,12 @@ pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([
 #[serde(rename_all = "camelCase")]
 pub struct TenantSpec {
     /// The agency's name as people write it, e.g. "Sở Thông tin và Truyền thông Nghệ An".
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = limits::DISPLAY_NAME))]
     pub display_name: String,
 
     /// The province or ministry the agency belongs to (a DNS label, e.g. `nghe-an`). Its quota
     /// allotment and bills are kept per organization.
-    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
+    #[schemars(length(min = 1, max = limits::ORGANIZATION), regex(pattern = DNS_LABEL_PATTERN))]
     pub organization: String,
 
     /// Who administers the agency's namespaces: bound, in those namespaces only, to the platform's
@@ -53,7 +69,7 @@ pub struct TenantSpec {
 
     /// The agency's namespaces. Each becomes the Kubernetes namespace `<tenant>-<name>` with its
     /// own quota. Names are unique within a tenant.
-    #[schemars(length(min = 1, max = 32))]
+    #[schemars(length(min = 1, max = limits::NAMESPACES))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub namespaces: Vec<TenantNamespace>,
 
@@ -84,7 +100,7 @@ pub struct Owner {
     /// `User` or `Group`, as in an RBAC subject.
     pub kind: OwnerKind,
     /// The user or group name, as the cluster's authenticator reports it (e.g. `nghean:stttt:admins`).
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = limits::OWNER_NAME))]
     pub name: String,
 }
 
@@ -100,7 +116,7 @@ pub enum OwnerKind {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 pub struct TenantNamespace {
     /// The short name (a DNS label); the namespace is `<tenant>-<name>`.
-    #[schemars(length(min = 1, max = 30), regex(pattern = DNS_LABEL_PATTERN))]
+    #[schemars(length(min = 1, max = limits::NAMESPACE_SHORT_NAME), regex(pattern = DNS_LABEL_PATTERN))]
     pub name: String,
     /// What the namespace may reserve.
     pub quota: NamespaceQuota,
@@ -117,11 +133,11 @@ pub struct NamespaceQuota {
     /// Persistent volume storage requested by all claims together (e.g. `200Gi`).
     pub storage: Quantity,
     /// How many pods may exist at once.
-    #[schemars(range(min = 0, max = 100000))]
+    #[schemars(range(min = 0, max = limits::PODS))]
     pub pods: i32,
     /// How many LoadBalancer services may exist at once.
     #[serde(default)]
-    #[schemars(range(min = 0, max = 100))]
+    #[schemars(range(min = 0, max = limits::LOAD_BALANCERS))]
     pub load_balancers: i32,
 }
 
@@ -266,13 +282,13 @@ pub enum Egress {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub struct Grant {
     /// The other tenant's name.
-    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
+    #[schemars(length(min = 1, max = limits::TENANT_NAME), regex(pattern = DNS_LABEL_PATTERN))]
     pub tenant: String,
     /// The short name of the other tenant's namespace (as in its spec).
-    #[schemars(length(min = 1, max = 30), regex(pattern = DNS_LABEL_PATTERN))]
+    #[schemars(length(min = 1, max = limits::NAMESPACE_SHORT_NAME), regex(pattern = DNS_LABEL_PATTERN))]
     pub namespace: String,
     /// The TCP ports it may connect to.
-    #[schemars(length(min = 1, max = 32))]
+    #[schemars(length(min = 1, max = limits::GRANT_PORTS))]
     pub ports: Vec<Port>,
 }
 
@@ -291,7 +307,7 @@ pub struct Billing {
     /// max(requested, used) per metering window.
     pub plan: Plan,
     /// The agency's cost centre, printed on its invoices.
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = limits::COST_CENTER))]
     #[serde(default)]
     pub cost_center: String,
 }

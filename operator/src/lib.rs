@@ -8,5 +8,6 @@ pub mod crdgen;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod leader;
+pub mod names;
 pub mod telemetry;
 pub mod validate;

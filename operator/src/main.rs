@@ -50,9 +50,20 @@ enum Command {
             default_value = "0.0.0.0:8080"
         )]
         metrics_addr: std::net::SocketAddr,
-        /// Namespace of the leader-election Lease (the operator's own namespace in a cluster).
+        /// Namespace of the leader-election Lease (the operator's own namespace in a cluster). It is
+        /// reserved for the platform: no tenant may have it.
         #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
         lease_namespace: String,
+        /// The platform's own namespaces, which no tenant may ever have (comma-separated), besides
+        /// `default`, `kube-*`, the ingress namespace and the lease namespace. The API must be given
+        /// the same list.
+        #[arg(
+            long,
+            env = "GOVCLOUD_RESERVED_NAMESPACES",
+            value_delimiter = ',',
+            default_value = govcloud_operator::build::DEFAULT_PLATFORM_NAMESPACE
+        )]
+        reserved_namespaces: Vec<String>,
     },
     /// Writes the CustomResourceDefinitions as YAML, one file each, into DIR (stdout without --out).
     Crdgen {
@@ -92,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
             lease_namespace,
             metrics_addr,
             concurrency,
+            mut reserved_namespaces,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -102,10 +114,13 @@ async fn main() -> anyhow::Result<()> {
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to Kubernetes")?;
+            reserved_namespaces.push(lease_namespace.clone());
+            reserved_namespaces.retain(|n| !n.trim().is_empty());
             let platform = Platform {
                 ingress_namespace,
                 tenant_role,
                 max_claims_per_namespace,
+                reserved_namespaces,
             };
             let identity =
                 instance.unwrap_or_else(|| format!("govcloud-operator-{}", std::process::id()));

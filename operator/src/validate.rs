@@ -9,10 +9,9 @@ use std::collections::BTreeSet;
 use govcloud_kube_values::name::is_dns_label;
 use govcloud_kube_values::quantity::{self, Nanos};
 
-use crate::crd::{Quantity, Tenant};
+use crate::crd::{Quantity, Tenant, limits};
 
-/// The longest name Kubernetes allows for a namespace.
-pub const MAX_NAMESPACE_NAME: usize = 63;
+pub use crate::names::{MAX_NAMESPACE_NAME, namespace_name};
 
 /// One thing wrong with a spec, naming the field as `kubectl explain` would.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,12 +49,19 @@ fn amount(field: &str, q: &Quantity, errors: &mut Vec<SpecError>) -> Option<Nano
     }
 }
 
-/// The Kubernetes namespace a tenant's namespace becomes.
-pub fn namespace_name(tenant: &str, short: &str) -> String {
-    format!("{tenant}-{short}")
+/// A string's length in characters, as the CRD schema's `maxLength` counts it.
+fn too_long(field: &str, value: &str, max: usize, errors: &mut Vec<SpecError>) {
+    let n = value.chars().count();
+    if n > max {
+        errors.push(err(
+            field,
+            format!("must be at most {max} characters, got {n}"),
+        ));
+    }
 }
 
-/// Checks a tenant; all problems are reported at once, in field order.
+/// Checks a tenant against everything the CRD's schema enforces and what it cannot express; all
+/// problems are reported at once, in field order.
 pub fn validate(tenant: &Tenant) -> Result<(), Vec<SpecError>> {
     let mut errors = Vec::new();
     let name = tenant.metadata.name.as_deref().unwrap_or_default();
@@ -63,6 +69,15 @@ pub fn validate(tenant: &Tenant) -> Result<(), Vec<SpecError>> {
     if !is_dns_label(name) {
         errors.push(err("metadata.name", format!("{name:?} must be a DNS label (lowercase letters, digits and '-'), as it prefixes namespace names")));
     }
+    if spec.display_name.trim().is_empty() {
+        errors.push(err("spec.displayName", "must not be empty"));
+    }
+    too_long(
+        "spec.displayName",
+        &spec.display_name,
+        limits::DISPLAY_NAME,
+        &mut errors,
+    );
     if !is_dns_label(&spec.organization) {
         errors.push(err(
             "spec.organization",
@@ -72,6 +87,12 @@ pub fn validate(tenant: &Tenant) -> Result<(), Vec<SpecError>> {
     if spec.namespaces.is_empty() {
         errors.push(err("spec.namespaces", "at least one namespace is required"));
     }
+    if spec.namespaces.len() > limits::NAMESPACES {
+        errors.push(err(
+            "spec.namespaces",
+            format!("at most {} namespaces per tenant", limits::NAMESPACES),
+        ));
+    }
     let mut seen = BTreeSet::new();
     for (i, ns) in spec.namespaces.iter().enumerate() {
         let field = format!("spec.namespaces[{i}]");
@@ -80,6 +101,13 @@ pub fn validate(tenant: &Tenant) -> Result<(), Vec<SpecError>> {
                 format!("{field}.name"),
                 format!("{:?} must be a DNS label", ns.name),
             ));
+        } else {
+            too_long(
+                &format!("{field}.name"),
+                &ns.name,
+                limits::NAMESPACE_SHORT_NAME,
+                &mut errors,
+            );
         }
         let full = namespace_name(name, &ns.name);
         if full.len() > MAX_NAMESPACE_NAME {
@@ -98,13 +126,16 @@ pub fn validate(tenant: &Tenant) -> Result<(), Vec<SpecError>> {
         amount(&format!("{field}.quota.cpu"), &q.cpu, &mut errors);
         amount(&format!("{field}.quota.memory"), &q.memory, &mut errors);
         amount(&format!("{field}.quota.storage"), &q.storage, &mut errors);
-        if q.pods < 0 {
-            errors.push(err(format!("{field}.quota.pods"), "must not be negative"));
+        if !(0..=limits::PODS).contains(&q.pods) {
+            errors.push(err(
+                format!("{field}.quota.pods"),
+                format!("must be between 0 and {}", limits::PODS),
+            ));
         }
-        if q.load_balancers < 0 {
+        if !(0..=limits::LOAD_BALANCERS).contains(&q.load_balancers) {
             errors.push(err(
                 format!("{field}.quota.loadBalancers"),
-                "must not be negative",
+                format!("must be between 0 and {}", limits::LOAD_BALANCERS),
             ));
         }
     }
@@ -140,6 +171,12 @@ pub fn validate(tenant: &Tenant) -> Result<(), Vec<SpecError>> {
         if o.name.trim().is_empty() {
             errors.push(err(format!("spec.owners[{i}].name"), "must not be empty"));
         }
+        too_long(
+            &format!("spec.owners[{i}].name"),
+            &o.name,
+            limits::OWNER_NAME,
+            &mut errors,
+        );
         if !owners.insert((format!("{:?}", o.kind), o.name.as_str())) {
             errors.push(err(
                 format!("spec.owners[{i}]"),
@@ -160,11 +197,24 @@ pub fn validate(tenant: &Tenant) -> Result<(), Vec<SpecError>> {
                 format!("{field}.namespace"),
                 format!("{:?} must be a namespace short name", g.namespace),
             ));
+        } else {
+            too_long(
+                &format!("{field}.namespace"),
+                &g.namespace,
+                limits::NAMESPACE_SHORT_NAME,
+                &mut errors,
+            );
         }
         if g.ports.is_empty() {
             errors.push(err(
                 format!("{field}.ports"),
                 "at least one port is required: links are explicit",
+            ));
+        }
+        if g.ports.len() > limits::GRANT_PORTS {
+            errors.push(err(
+                format!("{field}.ports"),
+                format!("at most {} ports per link", limits::GRANT_PORTS),
             ));
         }
         for (j, p) in g.ports.iter().enumerate() {
@@ -176,6 +226,12 @@ pub fn validate(tenant: &Tenant) -> Result<(), Vec<SpecError>> {
             }
         }
     }
+    too_long(
+        "spec.billing.costCenter",
+        &spec.billing.cost_center,
+        limits::COST_CENTER,
+        &mut errors,
+    );
     if errors.is_empty() {
         Ok(())
     } else {
@@ -226,6 +282,98 @@ mod tests {
             errors[2].message,
             "\"600m\" is more than the default limit \"500m\""
         );
+    }
+
+    /// Every limit of the CRD's schema, one over: the cluster refuses each of them, and so must
+    /// `validate`, or the API would accept a tenant that never reaches the cluster. Checked
+    /// against the generated CRD by the simulator's schema validation.
+    #[test]
+    fn what_validate_accepts_the_crd_schema_accepts() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(Tenant::crd()).unwrap_or_default();
+        let schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
+        let schema_accepts = |t: &Tenant| {
+            let mut v = serde_json::to_value(t).unwrap_or_default();
+            kubesim::schema::check_resource(&mut v, &schema).invalid
+        };
+        let base = tenant(GOOD);
+        type Mutation = Box<dyn Fn(&mut Tenant)>;
+        let mutations: Vec<(&str, Mutation)> = vec![
+            (
+                "displayName",
+                Box::new(|t| t.spec.display_name = "đ".repeat(257)),
+            ),
+            (
+                "owner name",
+                Box::new(|t| t.spec.owners[0].name = "x".repeat(257)),
+            ),
+            (
+                "namespaces",
+                Box::new(|t| {
+                    let first = t.spec.namespaces[0].clone();
+                    t.spec.namespaces = (0..33)
+                        .map(|i| {
+                            let mut n = first.clone();
+                            n.name = format!("n{i}");
+                            n
+                        })
+                        .collect();
+                }),
+            ),
+            (
+                "namespace name",
+                Box::new(|t| {
+                    t.metadata.name = Some("a".into());
+                    t.spec.namespaces[0].name = "n".repeat(31);
+                }),
+            ),
+            (
+                "pods",
+                Box::new(|t| t.spec.namespaces[0].quota.pods = limits::PODS + 1),
+            ),
+            (
+                "loadBalancers",
+                Box::new(|t| {
+                    t.spec.namespaces[0].quota.load_balancers = limits::LOAD_BALANCERS + 1
+                }),
+            ),
+            (
+                "grant namespace",
+                Box::new(|t| t.spec.network.allow_from[0].namespace = "n".repeat(31)),
+            ),
+            (
+                "grant ports",
+                Box::new(|t| {
+                    t.spec.network.allow_from[0].ports = (1..=33).map(crate::crd::Port).collect()
+                }),
+            ),
+            (
+                "costCenter",
+                Box::new(|t| t.spec.billing.cost_center = "c".repeat(65)),
+            ),
+        ];
+        assert!(schema_accepts(&base).is_empty(), "the example itself");
+        for (what, mutate) in mutations {
+            let mut t = base.clone();
+            mutate(&mut t);
+            let refused_by_schema = schema_accepts(&t);
+            assert!(
+                !refused_by_schema.is_empty(),
+                "{what}: the schema should refuse it"
+            );
+            assert!(
+                validate(&t).is_err(),
+                "{what}: the cluster refuses {refused_by_schema:?}, validate accepts it"
+            );
+        }
+        // At the limits, both accept.
+        let mut at = base.clone();
+        at.spec.display_name = "đ".repeat(256);
+        at.spec.owners[0].name = "x".repeat(256);
+        at.spec.billing.cost_center = "c".repeat(64);
+        at.spec.namespaces[0].quota.pods = limits::PODS;
+        assert!(schema_accepts(&at).is_empty());
+        assert_eq!(validate(&at), Ok(()));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
-use govcloud_operator::validate::namespace_name;
+use govcloud_operator::names::namespace_name;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;

@@ -13,15 +13,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::{Resource, ResourceExt};
 
 use crate::crd::Tenant;
-use crate::validate::namespace_name;
+use crate::names::namespace_name;
 
-/// The field manager of every write the operator makes.
-pub const FIELD_MANAGER: &str = "govcloud-operator";
-pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-pub const LABEL_TENANT: &str = "govcloud.io/tenant";
+pub use crate::names::{FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_TENANT};
 pub const LABEL_ORGANIZATION: &str = "govcloud.io/organization";
 /// The short name of a tenant namespace (`prod` in `nghean-stttt-prod`), for grants' selectors.
 pub const LABEL_NAMESPACE: &str = "govcloud.io/namespace";
+
+/// The namespace govcloud itself runs in, unless configured otherwise.
+pub const DEFAULT_PLATFORM_NAMESPACE: &str = "govcloud-system";
 
 /// Platform settings the builders need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,18 @@ pub struct Platform {
     pub tenant_role: String,
     /// The most PersistentVolumeClaims one namespace may hold.
     pub max_claims_per_namespace: u32,
+    /// The platform's own namespaces besides Kubernetes' (`default`, `kube-*`): govcloud's own
+    /// and any the platform's operators list. No tenant may have them, even before they exist.
+    pub reserved_namespaces: Vec<String>,
+}
+
+impl Platform {
+    /// Every namespace name the platform keeps: the listed ones and the ingress controller's.
+    pub fn platform_namespaces(&self) -> Vec<String> {
+        let mut all = self.reserved_namespaces.clone();
+        all.push(self.ingress_namespace.clone());
+        all
+    }
 }
 
 impl Default for Platform {
@@ -40,6 +52,7 @@ impl Default for Platform {
             ingress_namespace: "ingress-nginx".into(),
             tenant_role: "govcloud-tenant-admin".into(),
             max_claims_per_namespace: 50,
+            reserved_namespaces: vec![DEFAULT_PLATFORM_NAMESPACE.to_string()],
         }
     }
 }

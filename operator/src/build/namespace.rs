@@ -6,7 +6,7 @@ use kube::ResourceExt;
 
 use super::{LABEL_NAMESPACE, LABEL_ORGANIZATION, meta};
 use crate::crd::{Tenant, TenantNamespace};
-use crate::validate::namespace_name;
+use crate::names::namespace_name;
 
 pub fn build_namespace(tenant: &Tenant, ns: &TenantNamespace) -> Namespace {
     let mut metadata = meta(tenant, &namespace_name(&tenant.name_any(), &ns.name), None);

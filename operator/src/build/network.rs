@@ -14,7 +14,7 @@ use kube::ResourceExt;
 
 use super::{LABEL_NAMESPACE, LABEL_TENANT, Platform, meta};
 use crate::crd::{Egress, Tenant, TenantNamespace};
-use crate::validate::namespace_name;
+use crate::names::namespace_name;
 
 /// Label every namespace gets from Kubernetes itself.
 const LABEL_NAMESPACE_NAME: &str = "kubernetes.io/metadata.name";
@@ -120,6 +120,18 @@ fn policy(
     }
 }
 
+/// The policy that lets `tenant`'s namespace `namespace` in. Tenant and namespace names are DNS
+/// labels, which hold no dots, so dots keep the name unambiguous: `a` + `b-c` and `a-b` + `c`
+/// differ (`govcloud-link-from.a.b-c`, `govcloud-link-from.a-b.c`), where dashes would not.
+pub fn link_from_name(tenant: &str, namespace: &str) -> String {
+    format!("govcloud-link-from.{tenant}.{namespace}")
+}
+
+/// The policy that lets this namespace reach `tenant`, which granted it a link.
+pub fn link_to_name(tenant: &str) -> String {
+    format!("govcloud-link-to.{tenant}")
+}
+
 /// All NetworkPolicies of one tenant namespace, given the links other tenants grant it.
 pub fn build_network_policies(
     tenant: &Tenant,
@@ -216,7 +228,7 @@ pub fn build_network_policies(
         out.push(policy(
             tenant,
             &namespace,
-            &format!("govcloud-link-from-{from_tenant}-{from_ns}"),
+            &link_from_name(from_tenant, from_ns),
             Some(vec![NetworkPolicyIngressRule {
                 from: Some(vec![namespaces(&[
                     (LABEL_TENANT, from_tenant),
@@ -231,7 +243,7 @@ pub fn build_network_policies(
         out.push(policy(
             tenant,
             &namespace,
-            &format!("govcloud-link-to-{}", link.to_tenant),
+            &link_to_name(&link.to_tenant),
             None,
             Some(vec![NetworkPolicyEgressRule {
                 to: Some(vec![namespaces(&[(LABEL_TENANT, &link.to_tenant)])]),
@@ -266,7 +278,7 @@ mod tests {
                 "govcloud-allow-same-tenant",
                 "govcloud-allow-ingress-controller",
                 "govcloud-allow-internet",
-                "govcloud-link-from-nghean-sotc-prod"
+                "govcloud-link-from.nghean-sotc.prod"
             ]
         );
         let deny = policies[0].spec.clone().unwrap_or_default();
@@ -337,7 +349,7 @@ mod tests {
             &links,
             &Platform::default(),
         ));
-        assert!(prod.contains(&"govcloud-link-to-nghean-stttt".to_string()));
+        assert!(prod.contains(&"govcloud-link-to.nghean-stttt".to_string()));
         let staging = names(&build_network_policies(
             &sotc,
             &sotc.spec.namespaces[1],
@@ -348,5 +360,22 @@ mod tests {
             !staging.iter().any(|n| n.starts_with("govcloud-link-to")),
             "staging was not granted"
         );
+    }
+
+    #[test]
+    fn link_policy_names_are_unambiguous_and_valid() {
+        // Two different grants whose dashed names would be the same.
+        let a = link_from_name("a", "b-c");
+        let b = link_from_name("a-b", "c");
+        assert_ne!(a, b);
+        let longest = link_from_name(&"t".repeat(63), &"n".repeat(30));
+        for name in [a, b, longest, link_to_name(&"t".repeat(63))] {
+            assert!(
+                govcloud_kube_values::name::is_dns_subdomain(&name),
+                "{name} is not a valid object name"
+            );
+        }
+        // Neither kind of link can be mistaken for the other or for a fixed policy.
+        assert!(!link_to_name("from").starts_with("govcloud-link-from"));
     }
 }

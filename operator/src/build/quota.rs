@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::{Platform, meta};
 use crate::crd::{Tenant, TenantNamespace};
-use crate::validate::namespace_name;
+use crate::names::namespace_name;
 use kube::ResourceExt;
 
 pub const QUOTA_NAME: &str = "govcloud-quota";

@@ -11,7 +11,7 @@ use kube::ResourceExt;
 
 use super::{FIELD_MANAGER, LABEL_MANAGED_BY, Platform, meta};
 use crate::crd::{OwnerKind, Tenant, TenantNamespace};
-use crate::validate::namespace_name;
+use crate::names::namespace_name;
 
 pub const OWNERS_BINDING: &str = "govcloud-owners";
 pub const DEPLOYER: &str = "deployer";

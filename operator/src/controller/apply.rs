@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,7 +24,7 @@ use crate::build::{
     FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_TENANT, Platform, namespace::build_namespace,
 };
 use crate::crd::Tenant;
-use crate::validate::namespace_name;
+use crate::names::{Claim, judge_namespace, namespace_name};
 
 /// Server-side applies one object, forcing ownership of the fields the operator manages.
 pub async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K, Error>
@@ -99,10 +99,29 @@ pub async fn apply_tenant(
     let namespaces_api = Api::<Namespace>::all(client.clone());
     let mut observed = Vec::new();
     let mut wanted = BTreeSet::new();
+    let reserved = platform.platform_namespaces();
     for ns in &tenant.spec.namespaces {
         let full = namespace_name(&name, &ns.name);
         wanted.insert(full.clone());
-        let namespace = apply(&namespaces_api, &build_namespace(tenant, ns)).await?;
+        let namespace = match claim_namespace(
+            &namespaces_api,
+            &build_namespace(tenant, ns),
+            tenant,
+            &reserved,
+        )
+        .await?
+        {
+            Ok(namespace) => namespace,
+            Err(conflict) => {
+                // Someone else's: nothing is written into it, and it is never deleted for us.
+                observed.push(ObservedNamespace {
+                    name: full,
+                    conflict: Some(conflict),
+                    ..ObservedNamespace::default()
+                });
+                continue;
+            }
+        };
         apply(
             &Api::<ServiceAccount>::namespaced(client.clone(), &full),
             &build_deployer_service_account(tenant, ns),
@@ -163,6 +182,7 @@ pub async fn apply_tenant(
             active,
             hard: strings(quota_status.hard),
             used: strings(quota_status.used),
+            conflict: None,
         });
     }
     // Namespaces removed from the spec go, with everything in them. Only a spec change can
@@ -170,7 +190,7 @@ pub async fn apply_tenant(
     // differ: listing every namespace of the cluster is needed only then, not on each resync.
     let observed_generation = tenant.status.as_ref().and_then(|s| s.observed_generation);
     if observed_generation.is_none() || observed_generation != tenant.metadata.generation {
-        for stale in list_names(&namespaces_api, &owned_selector(&name))
+        for stale in own_namespaces(&namespaces_api, &name, &reserved)
             .await?
             .into_iter()
             .filter(|n| !wanted.contains(n))
@@ -181,12 +201,115 @@ pub async fn apply_tenant(
     Ok(observed)
 }
 
-/// Deletes every namespace of a tenant; returns the names still present (terminating).
-pub async fn delete_tenant_namespaces(client: &Client, tenant: &str) -> Result<Vec<String>, Error> {
+/// Whether the live namespace already carries everything the desired one asks for.
+fn namespace_up_to_date(live: &Namespace, desired: &Namespace) -> bool {
+    let labels = live.metadata.labels.clone().unwrap_or_default();
+    let wanted_labels = desired
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let owners = live.metadata.owner_references.clone().unwrap_or_default();
+    let wanted_owners = desired.metadata.owner_references.iter().flatten().all(|o| {
+        owners
+            .iter()
+            .any(|l| l.uid == o.uid && l.controller == o.controller)
+    });
+    wanted_labels && wanted_owners
+}
+
+/// Takes the namespace for the tenant, or answers why it cannot: creates it when absent (a
+/// create, not an apply, so two tenants racing for one name cannot both win), and otherwise
+/// writes to it only when [`judge_namespace`] says it is this tenant's own, with its
+/// resourceVersion as a precondition, so it cannot change hands between the read and the write.
+async fn claim_namespace(
+    api: &Api<Namespace>,
+    desired: &Namespace,
+    tenant: &Tenant,
+    reserved: &[String],
+) -> Result<Result<Namespace, String>, Error> {
+    let name = desired.name_any();
+    let tenant_name = tenant.name_any();
+    let read_error = |source| Error::ReadObject {
+        kind: "Namespace".into(),
+        name: name.clone(),
+        source: Box::new(source),
+    };
+    if let Claim::Taken(why) = judge_namespace(&name, None, &tenant_name, reserved) {
+        return Ok(Err(why));
+    }
+    let mut live = api.get_opt(&name).await.map_err(read_error)?;
+    if live.is_none() {
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        match api.create(&params, desired).await {
+            Ok(created) => return Ok(Ok(created)),
+            // Created by someone else since the read: judge what is there now.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                live = api.get_opt(&name).await.map_err(read_error)?;
+            }
+            Err(source) => {
+                return Err(Error::ApplyObject {
+                    kind: "Namespace".into(),
+                    name,
+                    source: Box::new(source),
+                });
+            }
+        }
+    }
+    let Some(live) = live else {
+        return Err(Error::NamespaceRace { name });
+    };
+    match judge_namespace(&name, Some(&live.metadata), &tenant_name, reserved) {
+        Claim::Ours if namespace_up_to_date(&live, desired) => Ok(Ok(live)),
+        Claim::Ours | Claim::Free => {
+            let mut locked = desired.clone();
+            locked.metadata.resource_version = live.metadata.resource_version.clone();
+            apply(api, &locked).await.map(Ok)
+        }
+        Claim::Taken(why) => Ok(Err(why)),
+    }
+}
+
+/// The namespaces labelled as the tenant's that really are its own (never a reserved one, never
+/// one another Tenant owns): the only ones it may delete.
+async fn own_namespaces(
+    api: &Api<Namespace>,
+    tenant: &str,
+    reserved: &[String],
+) -> Result<Vec<String>, Error> {
+    let list = api
+        .list(&ListParams::default().labels(&owned_selector(tenant)))
+        .await
+        .map_err(|source| Error::ListObjects {
+            kind: "Namespace".into(),
+            source: Box::new(source),
+        })?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|n| {
+            judge_namespace(&n.name_any(), Some(&n.metadata), tenant, reserved) == Claim::Ours
+        })
+        .map(ResourceExt::name_any)
+        .collect())
+}
+
+/// Deletes every namespace that is the tenant's own; returns the names still present
+/// (terminating). Namespaces it lost to another tenant or the platform are not touched.
+pub async fn delete_tenant_namespaces(
+    client: &Client,
+    tenant: &str,
+    platform: &Platform,
+) -> Result<Vec<String>, Error> {
     let api = Api::<Namespace>::all(client.clone());
-    let names = list_names(&api, &owned_selector(tenant)).await?;
+    let reserved = platform.platform_namespaces();
+    let names = own_namespaces(&api, tenant, &reserved).await?;
     for n in &names {
         delete(&api, n).await?;
     }
-    list_names(&api, &owned_selector(tenant)).await
+    own_namespaces(&api, tenant, &reserved).await
 }

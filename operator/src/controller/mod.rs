@@ -28,7 +28,10 @@ use crate::build::{FIELD_MANAGER, LABEL_MANAGED_BY, Platform};
 use crate::crd::Tenant;
 use crate::telemetry::Telemetry;
 use crate::validate::validate;
-use status::{Observation, build_status};
+use status::{Observation, REASON_CONFLICT, build_status, build_terminating_status};
+
+/// How soon a tenant that asks for a namespace it cannot have looks again (the holder may go).
+pub const CONFLICT_RETRY: Duration = Duration::from_secs(60);
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -74,6 +77,14 @@ pub enum Error {
         name: String,
         source: Box<kube::Error>,
     },
+    #[error("reading {kind} {name}: {source}")]
+    ReadObject {
+        kind: String,
+        name: String,
+        source: Box<kube::Error>,
+    },
+    #[error("namespace {name} was created and deleted again while being claimed")]
+    NamespaceRace { name: String },
     #[error("listing {kind}: {source}")]
     ListObjects {
         kind: String,
@@ -102,6 +113,8 @@ impl Error {
         match self {
             Self::ApplyObject { .. } => "apply_object",
             Self::DeleteObject { .. } => "delete_object",
+            Self::ReadObject { .. } => "read_object",
+            Self::NamespaceRace { .. } => "namespace_race",
             Self::ListObjects { .. } => "list_objects",
             Self::WriteStatus { .. } => "write_status",
             Self::NamespacesTerminating { .. } => "namespaces_terminating",
@@ -307,7 +320,22 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     );
     let phase_changed = status.phase != tenant.status.as_ref().and_then(|s| s.phase);
     let provisioning = status.phase == Some(crate::crd::Phase::Provisioning);
-    if phase_changed {
+    let ready = status.conditions.first();
+    let conflict = ready
+        .filter(|c| c.reason == REASON_CONFLICT)
+        .map(|c| c.message.clone());
+    let previous_message = tenant
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.first())
+        .map(|c| c.message.clone());
+    if let Some(message) = &conflict
+        && previous_message.as_ref() != Some(message)
+    {
+        tracing::warn!(tenant = %name, %message, "namespace conflict");
+        ctx.event(tenant, EventType::Warning, REASON_CONFLICT, message.clone())
+            .await;
+    } else if phase_changed {
         let reason = format!(
             "{:?}",
             status.phase.unwrap_or(crate::crd::Phase::Provisioning)
@@ -322,6 +350,8 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     write_status(tenant, ctx, status).await?;
     Ok(if provisioning {
         Action::requeue(Duration::from_secs(2))
+    } else if conflict.is_some() {
+        Action::requeue(CONFLICT_RETRY)
     } else {
         Action::requeue(RESYNC)
     })
@@ -329,8 +359,28 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
 
 async fn cleanup_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let name = tenant.name_any();
-    let remaining = apply::delete_tenant_namespaces(&ctx.client, &name).await?;
+    let remaining = apply::delete_tenant_namespaces(&ctx.client, &name, &ctx.platform).await?;
+    let status = build_terminating_status(
+        tenant.status.as_ref(),
+        tenant.metadata.generation,
+        &remaining,
+        &now(),
+    );
+    if tenant.status.as_ref().and_then(|s| s.phase) != Some(crate::crd::Phase::Terminating) {
+        ctx.event(
+            tenant,
+            EventType::Normal,
+            "Terminating",
+            status
+                .conditions
+                .first()
+                .map(|c| c.message.clone())
+                .unwrap_or_default(),
+        )
+        .await;
+    }
     if !remaining.is_empty() {
+        write_status(tenant, ctx, status).await?;
         return Err(Error::NamespacesTerminating {
             tenant: name,
             remaining,

@@ -14,6 +14,9 @@ pub struct ObservedNamespace {
     /// The quota's `status.hard` and `status.used`, when the quota has a status.
     pub hard: BTreeMap<String, String>,
     pub used: BTreeMap<String, String>,
+    /// Why the tenant cannot have this namespace (another tenant's, or the platform's): then
+    /// nothing was written to it.
+    pub conflict: Option<String>,
 }
 
 /// Everything the status is made from.
@@ -53,6 +56,48 @@ fn condition(
     }
 }
 
+/// The reason on a tenant that asks for a namespace it cannot have.
+pub const REASON_CONFLICT: &str = "NamespaceConflict";
+
+/// The status of a tenant being deleted: its own namespaces go first, then the Tenant.
+pub fn build_terminating_status(
+    previous: Option<&TenantStatus>,
+    generation: Option<i64>,
+    remaining: &[String],
+    now: &str,
+) -> TenantStatus {
+    let obs = Observation {
+        generation,
+        now,
+        ..Observation::default()
+    };
+    let message = if remaining.is_empty() {
+        "every namespace of the tenant is gone".to_string()
+    } else {
+        format!("deleting namespaces: {}", remaining.join(", "))
+    };
+    TenantStatus {
+        phase: Some(Phase::Terminating),
+        observed_generation: generation,
+        conditions: vec![condition(
+            previous,
+            "Ready",
+            false,
+            "Terminating",
+            message,
+            &obs,
+        )],
+        namespaces: remaining
+            .iter()
+            .map(|n| NamespaceStatus {
+                name: n.clone(),
+                ready: false,
+                ..NamespaceStatus::default()
+            })
+            .collect(),
+    }
+}
+
 pub fn build_status(previous: Option<&TenantStatus>, obs: &Observation<'_>) -> TenantStatus {
     let namespaces: Vec<NamespaceStatus> = obs
         .namespaces
@@ -73,6 +118,17 @@ pub fn build_status(previous: Option<&TenantStatus>, obs: &Observation<'_>) -> T
         (
             Phase::Degraded,
             condition(previous, "Ready", false, "InvalidSpec", message, obs),
+        )
+    } else if obs.namespaces.iter().any(|n| n.conflict.is_some()) {
+        let message = obs
+            .namespaces
+            .iter()
+            .filter_map(|n| n.conflict.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+        (
+            Phase::Degraded,
+            condition(previous, "Ready", false, REASON_CONFLICT, message, obs),
         )
     } else if let Some(waiting) = namespaces.iter().find(|n| !n.ready) {
         let message = format!("namespace {} is not ready yet", waiting.name);
@@ -145,6 +201,7 @@ mod tests {
             active: true,
             hard: BTreeMap::from([("pods".into(), "10".into())]),
             used: BTreeMap::from([("pods".into(), "0".into())]),
+            conflict: None,
         }
     }
 
@@ -224,6 +281,53 @@ mod tests {
             links.message,
             "spec.network.allowFrom[0].tenant: tenant \"ghost\" does not exist"
         );
+    }
+
+    #[test]
+    fn a_namespace_held_by_someone_else_is_a_conflict_not_ready() {
+        let lost = ObservedNamespace {
+            name: "a-b-c".into(),
+            conflict: Some("namespace a-b-c already belongs to another tenant".into()),
+            ..ObservedNamespace::default()
+        };
+        let s = build_status(
+            None,
+            &Observation {
+                generation: Some(2),
+                namespaces: vec![ready_ns("a-prod"), lost],
+                now: "t",
+                ..Observation::default()
+            },
+        );
+        assert_eq!(s.phase, Some(Phase::Degraded));
+        assert_eq!(
+            (
+                s.conditions[0].status.as_str(),
+                s.conditions[0].reason.as_str(),
+                s.conditions[0].message.as_str()
+            ),
+            (
+                "False",
+                "NamespaceConflict",
+                "namespace a-b-c already belongs to another tenant"
+            )
+        );
+        assert_eq!(
+            s.namespaces
+                .iter()
+                .map(|n| (n.name.as_str(), n.ready))
+                .collect::<Vec<_>>(),
+            [("a-prod", true), ("a-b-c", false)]
+        );
+    }
+
+    #[test]
+    fn a_deleted_tenant_is_terminating_until_its_namespaces_are_gone() {
+        let s = build_terminating_status(None, Some(4), &["a-prod".into()], "t");
+        assert_eq!(s.phase, Some(Phase::Terminating));
+        assert_eq!(s.conditions[0].reason, "Terminating");
+        assert_eq!(s.conditions[0].message, "deleting namespaces: a-prod");
+        assert_eq!(s.namespaces[0].name, "a-prod");
     }
 
     #[test]

@@ -126,3 +126,59 @@ where
 pub fn tenant(yaml: &str) -> TestResult<Tenant> {
     Ok(serde_yaml::from_str(yaml)?)
 }
+
+/// kubectl (`$KUBECTL`, else the one on PATH) against a simulated cluster, with its own HOME.
+pub struct Kubectl {
+    dir: tempfile::TempDir,
+}
+
+impl Kubectl {
+    pub fn new(sim: &KubeSim) -> TestResult<Self> {
+        let dir = tempfile::tempdir()?;
+        sim.write_kubeconfig(&dir.path().join("kubeconfig"))?;
+        Ok(Self { dir })
+    }
+
+    /// Runs kubectl with `args`, feeding `stdin`; answers (succeeded, stdout, stderr).
+    pub async fn run(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> TestResult<(bool, String, String)> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let bin = std::env::var_os("KUBECTL").unwrap_or_else(|| "kubectl".into());
+        let home = self.dir.path().to_path_buf();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let stdin = stdin.map(str::to_string);
+        let out = tokio::task::spawn_blocking(move || -> std::io::Result<std::process::Output> {
+            let mut child = Command::new(bin)
+                .args(&args)
+                .env("KUBECONFIG", home.join("kubeconfig"))
+                .env("HOME", &home)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()?;
+            if let Some(mut pipe) = child.stdin.take() {
+                pipe.write_all(stdin.unwrap_or_default().as_bytes())?;
+            }
+            child.wait_with_output()
+        })
+        .await??;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
+    /// Runs kubectl and fails the test unless it succeeds; answers its stdout.
+    pub async fn ok(&self, args: &[&str], stdin: Option<&str>) -> TestResult<String> {
+        let (ok, out, err) = self.run(args, stdin).await?;
+        if !ok {
+            return Err(format!("kubectl {}: {err}{out}", args.join(" ")).into());
+        }
+        Ok(out)
+    }
+}

@@ -409,6 +409,13 @@ async fn deleting_a_tenant_removes_its_namespaces_before_it_goes() -> TestResult
         c.tenants().get_opt("nghean-stttt").await?.is_some(),
         "the tenant waits for its namespaces"
     );
+    let terminating = c.tenants().get("nghean-stttt").await?;
+    let status = terminating.status.unwrap_or_default();
+    assert_eq!(status.phase, Some(Phase::Terminating));
+    assert_eq!(
+        status.conditions[0].message,
+        "deleting namespaces: nghean-stttt-prod"
+    );
 
     cms.patch(
         "slow",
@@ -500,7 +507,7 @@ async fn two_tenants_are_isolated_except_for_an_explicit_link() -> TestResult {
 
     // The link: sotc lets stttt/prod in on 443 and 8443; stttt/prod (only) gets the egress to sotc.
     let inbound = Api::<NetworkPolicy>::namespaced(c.client.clone(), "nghean-sotc-prod")
-        .get("govcloud-link-from-nghean-stttt-prod")
+        .get("govcloud-link-from.nghean-stttt.prod")
         .await?;
     let rule = inbound
         .spec
@@ -517,7 +524,7 @@ async fn two_tenants_are_isolated_except_for_an_explicit_link() -> TestResult {
     assert_eq!(ports, ["Int(443)", "Int(8443)"]);
     let prod = Api::<NetworkPolicy>::namespaced(c.client.clone(), "nghean-stttt-prod");
     eventually("egress from stttt/prod to sotc", || async {
-        prod.get_opt("govcloud-link-to-nghean-sotc")
+        prod.get_opt("govcloud-link-to.nghean-sotc")
             .await
             .ok()?
             .map(|_| ())
@@ -526,7 +533,7 @@ async fn two_tenants_are_isolated_except_for_an_explicit_link() -> TestResult {
     let staging = Api::<NetworkPolicy>::namespaced(c.client.clone(), "nghean-stttt-staging");
     assert!(
         staging
-            .get_opt("govcloud-link-to-nghean-sotc")
+            .get_opt("govcloud-link-to.nghean-sotc")
             .await?
             .is_none(),
         "staging was not granted"
@@ -542,10 +549,10 @@ async fn two_tenants_are_isolated_except_for_an_explicit_link() -> TestResult {
         .await?;
     eventually("the link closed on both ends", || async {
         let inbound = Api::<NetworkPolicy>::namespaced(c.client.clone(), "nghean-sotc-prod")
-            .get_opt("govcloud-link-from-nghean-stttt-prod")
+            .get_opt("govcloud-link-from.nghean-stttt.prod")
             .await
             .ok()?;
-        let outbound = prod.get_opt("govcloud-link-to-nghean-sotc").await.ok()?;
+        let outbound = prod.get_opt("govcloud-link-to.nghean-sotc").await.ok()?;
         (inbound.is_none() && outbound.is_none()).then_some(())
     })
     .await?;

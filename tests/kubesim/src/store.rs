@@ -843,8 +843,18 @@ impl Store {
                 self.create_inner(rt, ns, merged, ctx, true)
             }
             Some(live) => {
-                let merged = managed::apply(&live, &config, &req)
+                // An applied configuration that carries a resourceVersion makes it a precondition
+                // (an optimistic lock), as the API server does; without one it applies to the latest.
+                if let Some(rv) = meta_str(&config, "resourceVersion").filter(|rv| !rv.is_empty())
+                    && Some(rv) != meta_str(&live, "resourceVersion")
+                {
+                    return Err(ApiError::stale(&rt.group, &rt.plural, name));
+                }
+                let mut merged = managed::apply(&live, &config, &req)
                     .map_err(|c| conflict_error(rt, name, &c))?;
+                if let Some(rv) = meta_str(&live, "resourceVersion").map(str::to_string) {
+                    meta_mut(&mut merged).insert("resourceVersion".into(), json!(rv));
+                }
                 self.write_existing(rt, ns_key, name, &live, merged, ctx, part, false)
             }
         }

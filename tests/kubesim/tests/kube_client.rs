@@ -310,6 +310,69 @@ async fn server_side_apply_owns_fields_and_reports_conflicts() -> TestResult {
 }
 
 #[tokio::test]
+async fn an_applied_resource_version_is_a_precondition() -> TestResult {
+    let (_sim, client) = sim().await?;
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let params = PatchParams::apply("claimer").force();
+    let first = api
+        .patch(
+            "held",
+            &params,
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"holder": "a"}}),
+            ),
+        )
+        .await?;
+    let rv = first.metadata.resource_version.clone().unwrap_or_default();
+    // Someone else writes in between: an apply that names the version it read is refused.
+    api.patch(
+        "held",
+        &PatchParams::apply("other").force(),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"holder": "b"}})),
+    )
+    .await?;
+    let stale = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"resourceVersion": rv}, "data": {"holder": "a"}});
+    let refused = api_error(
+        api.patch("held", &params, &Patch::Apply(&stale))
+            .await
+            .err()
+            .ok_or("a stale apply was accepted")?,
+    );
+    assert_eq!((refused.code, refused.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        api.get("held")
+            .await?
+            .data
+            .unwrap_or_default()
+            .get("holder")
+            .map(String::as_str),
+        Some("b")
+    );
+    // With the current version it applies, and the version is not a field anyone owns.
+    let current = api
+        .get("held")
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let fresh = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"resourceVersion": current}, "data": {"holder": "a"}});
+    let applied = api.patch("held", &params, &Patch::Apply(&fresh)).await?;
+    assert_eq!(
+        applied
+            .data
+            .unwrap_or_default()
+            .get("holder")
+            .map(String::as_str),
+        Some("a")
+    );
+    assert_ne!(
+        applied.metadata.resource_version.as_deref(),
+        Some(current.as_str())
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn finalizers_hold_deletion_until_removed() -> TestResult {
     let (_sim, client) = sim().await?;
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");

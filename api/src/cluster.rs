@@ -9,10 +9,11 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use govcloud_operator::crd::{Tenant, TenantStatus};
+use govcloud_operator::names::{Claim, judge_namespace, namespace_name};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{Node, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
@@ -44,8 +45,52 @@ pub enum ClusterError {
         namespace: String,
         service_account: String,
     },
+    #[error("deleting Tenant {tenant}: {source}")]
+    DeleteTenant {
+        tenant: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("{what} timed out after {after:?}")]
     Timeout { what: String, after: Duration },
+}
+
+impl ClusterError {
+    /// Whether the cluster refused the request itself (it is invalid or forbidden), as opposed
+    /// to not answering: trying the same again will not help.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::ApplyTenant { source, .. }
+            | Self::RequestToken { source, .. }
+            | Self::DeleteTenant { source, .. } => {
+                matches!(source, kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 409 | 422))
+            }
+            Self::EmptyToken { .. } | Self::Timeout { .. } => false,
+        }
+    }
+
+    /// The cause in plain words for the people who manage the tenant: what the API server said,
+    /// without the client's wrapping.
+    pub fn plain(&self) -> String {
+        match self {
+            Self::ApplyTenant { source, .. }
+            | Self::RequestToken { source, .. }
+            | Self::DeleteTenant { source, .. } => match source {
+                kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 409 | 422) => {
+                    format!("the cluster refused it: {}", s.message)
+                }
+                kube::Error::Api(s) => format!(
+                    "the cluster answered an error ({} {}): {}",
+                    s.code, s.reason, s.message
+                ),
+                other => format!("the cluster could not be reached: {other}"),
+            },
+            Self::EmptyToken { .. } => self.to_string(),
+            Self::Timeout { after, .. } => {
+                format!("the cluster did not answer within {after:?}")
+            }
+        }
+    }
 }
 
 /// How issued kubeconfigs reach the cluster (agencies may use another address than the API does).
@@ -93,6 +138,7 @@ pub struct Cluster {
     client: Client,
     tenants: Store<Tenant>,
     nodes: Store<Node>,
+    namespaces: Store<Namespace>,
     pub target: KubeconfigTarget,
     pub timeout: Duration,
 }
@@ -105,6 +151,7 @@ impl Cluster {
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (tenants, tenant_writer) = reflector::store();
         let (nodes, node_writer) = reflector::store();
+        let (namespaces, namespace_writer) = reflector::store();
         let tenant_watch = watcher(
             Api::<Tenant>::all(client.clone()),
             watcher::Config::default(),
@@ -124,14 +171,27 @@ impl Cluster {
                     tracing::debug!(error = %e, "Node watch");
                 }
             });
+        // Every namespace, so onboarding can refuse a name the cluster already has.
+        let namespace_watch = watcher(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(namespace_writer)
+        .for_each(|e| async move {
+            if let Err(e) = e {
+                tracing::debug!(error = %e, "Namespace watch");
+            }
+        });
         let watches = async move {
-            futures::join!(tenant_watch, node_watch);
+            futures::join!(tenant_watch, node_watch, namespace_watch);
         };
         (
             Self {
                 client,
                 tenants,
                 nodes,
+                namespaces,
                 target,
                 timeout: Duration::from_secs(10),
             },
@@ -169,6 +229,64 @@ impl Cluster {
         )
         .await
         .map(|_| ())
+    }
+
+    /// Why `tenant` cannot have the namespace `name`, as far as the cluster can tell: the
+    /// platform keeps it, a namespace of that name exists that is not this tenant's own, or
+    /// another Tenant in the cluster (one the API may not know) asks for it. `None`: free.
+    pub fn namespace_taken(&self, name: &str, tenant: &str, reserved: &[String]) -> Option<String> {
+        let existing = self.namespaces.get(&ObjectRef::new(name));
+        if let Claim::Taken(why) = judge_namespace(
+            name,
+            existing.as_ref().map(|n| &n.metadata),
+            tenant,
+            reserved,
+        ) {
+            return Some(why);
+        }
+        let claimed = self.tenants.state().into_iter().any(|t| {
+            t.metadata.name.as_deref() != Some(tenant)
+                && t.spec.namespaces.iter().any(|n| {
+                    namespace_name(t.metadata.name.as_deref().unwrap_or_default(), &n.name) == name
+                })
+        });
+        claimed.then(|| {
+            format!(
+                "namespace {name} already belongs to another tenant; choose another namespace name"
+            )
+        })
+    }
+
+    /// Whether the namespace `name` exists and was made for `tenant` (never another tenant's
+    /// namespace of the same name), as the watch last saw it.
+    pub fn namespace_is_own(&self, name: &str, tenant: &str, reserved: &[String]) -> bool {
+        self.namespaces.get(&ObjectRef::new(name)).is_some_and(|n| {
+            judge_namespace(name, Some(&n.metadata), tenant, reserved) == Claim::Ours
+        })
+    }
+
+    /// Asks the cluster to delete a Tenant (the operator removes its namespaces first); answers
+    /// whether it is gone.
+    pub async fn delete_tenant(&self, name: &str) -> Result<bool, ClusterError> {
+        let api = Api::<Tenant>::all(self.client.clone());
+        let result = self
+            .bounded(
+                || format!("deleting Tenant {name}"),
+                api.delete(name, &DeleteParams::default()),
+                |source| ClusterError::DeleteTenant {
+                    tenant: name.to_string(),
+                    source,
+                },
+            )
+            .await;
+        match result {
+            Ok(either) => Ok(either.is_right()),
+            Err(ClusterError::DeleteTenant {
+                source: kube::Error::Api(s),
+                ..
+            }) if s.code == 404 => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether the watch has seen this tenant in the cluster with exactly this spec.

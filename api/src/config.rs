@@ -65,6 +65,22 @@ pub struct ServeArgs {
     /// The longest a request may take, in seconds.
     #[arg(long, env = "GOVCLOUD_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
+    /// The platform's own namespaces, which no tenant may have (comma-separated), besides
+    /// `default` and `kube-*`: the same list as the operator's.
+    #[arg(
+        long,
+        env = "GOVCLOUD_RESERVED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = govcloud_operator::build::DEFAULT_PLATFORM_NAMESPACE
+    )]
+    pub reserved_namespaces: Vec<String>,
+    /// The ingress controller's namespace (the operator's `--ingress-namespace`): reserved too.
+    #[arg(
+        long,
+        env = "GOVCLOUD_INGRESS_NAMESPACE",
+        default_value = "ingress-nginx"
+    )]
+    pub ingress_namespace: String,
 }
 
 fn positive_ratio(s: &str) -> Result<Decimal, String> {
@@ -86,6 +102,13 @@ impl ServeArgs {
             },
             kubeconfig_ttl: Duration::from_secs(self.kubeconfig_ttl_seconds),
             request_timeout: Duration::from_secs(self.request_timeout_seconds),
+            platform_namespaces: self
+                .reserved_namespaces
+                .iter()
+                .chain([&self.ingress_namespace])
+                .filter(|n| !n.trim().is_empty())
+                .cloned()
+                .collect(),
         }
     }
 

@@ -49,6 +49,11 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     OverCapacity(Refusal),
+    /// A namespace name that another tenant or the platform holds; the detail never says who.
+    #[error("{0}")]
+    NamespaceTaken(String),
+    #[error("tenant {0} is being offboarded: it takes no more changes")]
+    Offboarding(String),
     #[error(
         "namespace {0} is not ready yet: its deployer ServiceAccount does not exist; try again once the tenant is Ready"
     )]
@@ -86,9 +91,11 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Rejected { status, .. } => *status,
-            Self::Conflict(_) | Self::OverCapacity(_) | Self::NamespaceNotReady(_) => {
-                StatusCode::CONFLICT
-            }
+            Self::Conflict(_)
+            | Self::OverCapacity(_)
+            | Self::NamespaceNotReady(_)
+            | Self::NamespaceTaken(_)
+            | Self::Offboarding(_) => StatusCode::CONFLICT,
             Self::ClusterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(e) if is_unstorable_text(e) => StatusCode::BAD_REQUEST,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -105,6 +112,8 @@ impl ApiError {
             Self::Rejected { .. } => "bad-request",
             Self::Conflict(_) => "conflict",
             Self::NamespaceNotReady(_) => "namespace-not-ready",
+            Self::NamespaceTaken(_) => "namespace-taken",
+            Self::Offboarding(_) => "tenant-offboarding",
             Self::OverCapacity(r) => r.limit.slug(),
             Self::ClusterUnavailable(_) => "cluster-unavailable",
             Self::Database(e) if is_unstorable_text(e) => "bad-request",

@@ -43,6 +43,9 @@ pub struct Settings {
     pub kubeconfig_ttl: Duration,
     /// The longest a request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// The platform's own namespaces, which no tenant may have (besides `default` and `kube-*`):
+    /// the same list the operator is given.
+    pub platform_namespaces: Vec<String>,
 }
 
 impl Default for Settings {
@@ -51,6 +54,8 @@ impl Default for Settings {
             overcommit: Overcommit::default(),
             kubeconfig_ttl: Duration::from_secs(3600),
             request_timeout: Duration::from_secs(30),
+            platform_namespaces: govcloud_operator::build::Platform::default()
+                .platform_namespaces(),
         }
     }
 }

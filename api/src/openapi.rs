@@ -19,7 +19,7 @@ use crate::routes::{audit_events, capacity_requests, kubeconfig, organizations, 
     ),
     paths(
         organizations::list, organizations::show, organizations::create,
-        tenants::list, tenants::show, tenants::create, tenants::timeline,
+        tenants::list, tenants::show, tenants::create, tenants::offboard, tenants::timeline,
         capacity_requests::create, capacity_requests::list, capacity_requests::show,
         capacity_requests::approve, capacity_requests::reject, capacity_requests::cancel,
         kubeconfig::issue,

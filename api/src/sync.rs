@@ -20,6 +20,19 @@ use crate::quota::Quota;
 /// its Tenants (restored, rebuilt, or a simulator restarted) gets them back.
 pub const FULL_RESYNC: Duration = Duration::from_secs(300);
 
+/// How long to wait before applying a tenant again after `attempt` consecutive failures: 2 s
+/// doubling to 5 minutes when the cluster did not answer, 30 s doubling to 30 minutes when it
+/// refused the spec (only an edit, or a changed cluster, will help).
+pub fn retry_delay(attempt: i32, refused: bool) -> Duration {
+    let (first, cap) = if refused {
+        (Duration::from_secs(30), Duration::from_secs(1800))
+    } else {
+        (Duration::from_secs(2), Duration::from_secs(300))
+    };
+    let doublings = u32::try_from(attempt.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    first.saturating_mul(1u32 << doublings).min(cap)
+}
+
 /// Writes an approved request's quota into the namespace and the timeline, and marks it
 /// written with the tenant version that carries it. Call inside a transaction holding the
 /// request's row lock.
@@ -79,8 +92,24 @@ async fn apply(state: &AppState, tenant_id: Uuid, skip_if_present: bool) -> ApiR
     }
     if let Err(e) = state.cluster.apply_tenant(&tenant).await {
         state.metrics.sync_failures.inc();
-        tracing::warn!(tenant = %row.name, error = %e, "tenant not applied; will retry");
-        db::tenants::mark_apply_failed(&state.db, tenant_id, &e.to_string()).await?;
+        let refused = e.is_refusal();
+        let plain = e.plain();
+        let attempt = row.apply_attempts.saturating_add(1);
+        let retry_in = retry_delay(attempt, refused);
+        let (_, previous) = db::tenants::mark_apply_failed(
+            &state.db,
+            tenant_id,
+            &plain,
+            refused,
+            retry_in.as_secs_f64(),
+        )
+        .await?;
+        // Said once, and again only when the cause changes; each retry is a debug line.
+        if previous.as_deref() != Some(plain.as_str()) {
+            tracing::warn!(tenant = %row.name, error = %e, refused, ?retry_in, "tenant not applied; will retry");
+        } else {
+            tracing::debug!(tenant = %row.name, attempt, ?retry_in, "tenant still not applied");
+        }
         return Ok(false);
     }
     let mut tx = state.db.begin().await?;
@@ -142,21 +171,69 @@ pub async fn write_due(state: &AppState) -> ApiResult<usize> {
     }
 }
 
-/// One pass: due changes written, then every tenant the cluster lacks applied (`all`: every
-/// tenant). Answers how many tenants are still not applied.
-pub async fn sync_once(state: &AppState, all: bool) -> ApiResult<usize> {
-    write_due(state).await?;
-    let mut left = 0;
-    for id in db::tenants::to_apply(&state.db, all).await? {
-        if !apply(state, id, all).await? {
-            left += 1;
+/// Asks the cluster to delete every offboarded tenant it may still hold. Answers how many are
+/// gone.
+pub async fn remove_offboarded(state: &AppState) -> ApiResult<usize> {
+    let mut gone = 0;
+    for (tenant_id, name, organization_id) in db::tenants::terminating(&state.db).await? {
+        if remove_offboarded_tenant(state, tenant_id, &name, organization_id).await? {
+            gone += 1;
         }
     }
-    state
-        .metrics
-        .tenants_unapplied
-        .set(i64::try_from(left).unwrap_or(i64::MAX));
-    Ok(left)
+    Ok(gone)
+}
+
+/// Asks the cluster to delete one offboarded tenant, and records it as gone once the cluster no
+/// longer has it: its namespace names are free again. Answers whether it is gone.
+pub async fn remove_offboarded_tenant(
+    state: &AppState,
+    tenant_id: Uuid,
+    name: &str,
+    organization_id: Uuid,
+) -> ApiResult<bool> {
+    match state.cluster.delete_tenant(name).await {
+        Ok(false) => Ok(false),
+        Ok(true) => {
+            let mut tx = state.db.begin().await?;
+            if db::tenants::mark_gone(&mut tx, tenant_id).await? {
+                audit::record(
+                    &mut *tx,
+                    audit::Event {
+                        actor: &audit::Actor::system("sync"),
+                        action: "tenant.gone",
+                        object_kind: "tenant",
+                        object_id: name.to_string(),
+                        organization_id: Some(organization_id),
+                        tenant_id: Some(tenant_id),
+                        detail: json!({ "tenant": name }),
+                    },
+                )
+                .await?;
+                tracing::info!(tenant = %name, "tenant offboarded: gone from the cluster");
+            }
+            tx.commit().await?;
+            Ok(true)
+        }
+        Err(e) => {
+            state.metrics.sync_failures.inc();
+            tracing::warn!(tenant = %name, error = %e, "offboarded tenant not deleted yet; will retry");
+            Ok(false)
+        }
+    }
+}
+
+/// One pass: due changes written, offboarded tenants removed, then every tenant the cluster
+/// lacks applied (`all`: every tenant). Answers how many tenants are still not applied.
+pub async fn sync_once(state: &AppState, all: bool) -> ApiResult<usize> {
+    write_due(state).await?;
+    remove_offboarded(state).await?;
+    for id in db::tenants::to_apply(&state.db, all).await? {
+        apply(state, id, all).await?;
+    }
+    // Those waiting out a backoff count too.
+    let left = db::tenants::count_unapplied(&state.db).await?;
+    state.metrics.tenants_unapplied.set(left);
+    Ok(usize::try_from(left).unwrap_or(usize::MAX))
 }
 
 /// Runs [`sync_once`] every `interval` until `shutdown`.
@@ -180,5 +257,19 @@ pub async fn run(state: AppState, interval: Duration, shutdown: impl Future<Outp
             () = &mut shutdown => return,
             () = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_further_when_the_cluster_refused() {
+        assert_eq!(retry_delay(1, false), Duration::from_secs(2));
+        assert_eq!(retry_delay(3, false), Duration::from_secs(8));
+        assert_eq!(retry_delay(40, false), Duration::from_secs(300));
+        assert_eq!(retry_delay(1, true), Duration::from_secs(30));
+        assert_eq!(retry_delay(40, true), Duration::from_secs(1800));
     }
 }

@@ -62,10 +62,13 @@ enum Route {
     Cancel,
     Kubeconfig,
     AuditEvents,
+    /// Offboarding a tenant made for the case (in the case's organization).
+    DeleteTenant,
 }
 
 const OK: u16 = 200;
 const CREATED: u16 = 201;
+const ACCEPTED: u16 = 202;
 const FORBIDDEN: u16 = 403;
 const NOT_FOUND: u16 = 404;
 
@@ -98,6 +101,8 @@ fn expected(route: Route, whose: Whose) -> [u16; 5] {
         (Kubeconfig, Own) => [OK, FORBIDDEN, OK, FORBIDDEN, FORBIDDEN],
         (Kubeconfig, Sibling) => [OK, FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN],
         (Kubeconfig, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (DeleteTenant, Own | Sibling) => [ACCEPTED, ACCEPTED, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (DeleteTenant, Foreign) => [ACCEPTED, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
     }
 }
 
@@ -183,10 +188,24 @@ async fn request(
             Some(json!({"namespace": "prod"})),
         ),
         AuditEvents => (Method::GET, "/v1/audit-events".into(), None),
+        DeleteTenant => {
+            let name = format!("leaving-{n}");
+            let (status, body) = api
+                .post(
+                    "/v1/tenants",
+                    "platform-admin",
+                    json!({"name": name, "organization": org, "displayName": "Leaving",
+                           "namespaces": [{"name": "prod", "quota": {"cpu": "100m", "memory": "128Mi", "storage": "1Gi", "pods": 5}}],
+                           "billing": {"plan": "Usage"}}),
+                )
+                .await;
+            assert_eq!(status.as_u16(), CREATED, "{body}");
+            (Method::DELETE, format!("/v1/tenants/{name}"), None)
+        }
     }
 }
 
-const ROUTES: [Route; 15] = [
+const ROUTES: [Route; 16] = [
     Route::ListOrganizations,
     Route::ShowOrganization,
     Route::CreateOrganization,
@@ -202,6 +221,7 @@ const ROUTES: [Route; 15] = [
     Route::Cancel,
     Route::Kubeconfig,
     Route::AuditEvents,
+    Route::DeleteTenant,
 ];
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
@@ -288,7 +308,7 @@ async fn every_route_every_role_own_and_foreign(db: PgPool) {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(cases, 15 * 3 * 5);
+    assert_eq!(cases, 16 * 3 * 5);
 }
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]

@@ -194,3 +194,24 @@ pub async fn mark_applied(
     .fetch_all(db)
     .await
 }
+
+/// Cancels every request of the tenant still open (pending, or approved and not yet applied);
+/// answers their ids.
+pub async fn cancel_open(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    by: &str,
+    reason: &str,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "update capacity_request set state = 'cancelled', decided_by = $2, decided_at = now(), decision_reason = $3,
+                updated_at = now()
+         where tenant_id = $1 and state in ('pending', 'approved-pending')
+         returning capacity_request_id",
+    )
+    .bind(tenant_id)
+    .bind(by)
+    .bind(reason)
+    .fetch_all(db)
+    .await
+}

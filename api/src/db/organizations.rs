@@ -92,12 +92,13 @@ pub async fn reserved(
     db: impl PgExecutor<'_>,
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<(Uuid, i64, i64, i64)>> {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "select t.organization_id, coalesce(sum(n.cpu_milli), 0)::bigint, coalesce(sum(n.memory_bytes), 0)::bigint,
                 coalesce(sum(n.storage_bytes), 0)::bigint
          from tenant t join tenant_namespace n using (tenant_id)
-         where t.organization_id = any($1) group by t.organization_id",
-    )
+         where t.organization_id = any($1) and {} group by t.organization_id",
+        super::tenants::HOLDS_CAPACITY
+    ))
     .bind(ids)
     .fetch_all(db)
     .await

@@ -22,6 +22,15 @@ pub struct TenantRow {
     pub applied_version: i64,
     pub applied_at: Option<DateTime<Utc>>,
     pub apply_error: Option<String>,
+    /// Consecutive failed attempts to apply, and when the next one is due.
+    pub apply_attempts: i32,
+    pub next_apply_at: Option<DateTime<Utc>>,
+    /// The cluster refused the spec itself (not merely unreachable).
+    pub apply_refused: bool,
+    /// Offboarding was asked for (the tenant is terminating until `gone_at`).
+    pub offboarded_at: Option<DateTime<Utc>>,
+    pub offboarded_by: Option<String>,
+    pub gone_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -85,16 +94,17 @@ pub async fn insert(db: impl PgExecutor<'_>, t: NewTenant<'_>) -> sqlx::Result<U
     .await
 }
 
-/// Writes a namespace's quota: `insert` for a new namespace, else an update of an existing one.
-async fn write_namespace(
+pub async fn set_namespace_quota(
     db: impl PgExecutor<'_>,
-    sql: &str,
     tenant_id: Uuid,
     name: &str,
     q: Quota,
 ) -> sqlx::Result<()> {
-    sqlx::query(sql)
-        .bind(tenant_id)
+    sqlx::query(
+        "update tenant_namespace set cpu_milli = $3, memory_bytes = $4, storage_bytes = $5, pods = $6, load_balancers = $7
+         where tenant_id = $1 and name = $2",
+    )
+    .bind(tenant_id)
         .bind(name)
         .bind(q.cpu_milli)
         .bind(q.memory_bytes)
@@ -106,42 +116,42 @@ async fn write_namespace(
     Ok(())
 }
 
+/// The unique index that keeps a Kubernetes namespace name to one tenant.
+pub const KUBE_NAME_KEY: &str = "tenant_namespace_kube_name_key";
+
+/// Whether an error is the violation of [`KUBE_NAME_KEY`]: the namespace name is taken.
+pub fn is_kube_name_taken(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.constraint() == Some(KUBE_NAME_KEY))
+}
+
+/// Adds a namespace to a tenant, with its Kubernetes name (`kube_name`), which the database
+/// keeps unique among the namespaces held (see [`is_kube_name_taken`]).
 pub async fn insert_namespace(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     name: &str,
+    kube_name: &str,
     q: Quota,
 ) -> sqlx::Result<()> {
-    write_namespace(
-        db,
-        "insert into tenant_namespace (tenant_id, name, cpu_milli, memory_bytes, storage_bytes, pods, load_balancers)
-         values ($1, $2, $3, $4, $5, $6, $7)",
-        tenant_id,
-        name,
-        q,
+    sqlx::query(
+        "insert into tenant_namespace (tenant_id, name, kube_name, cpu_milli, memory_bytes, storage_bytes, pods, load_balancers)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .await
-}
-
-pub async fn set_namespace_quota(
-    db: impl PgExecutor<'_>,
-    tenant_id: Uuid,
-    name: &str,
-    q: Quota,
-) -> sqlx::Result<()> {
-    write_namespace(
-        db,
-        "update tenant_namespace set cpu_milli = $3, memory_bytes = $4, storage_bytes = $5, pods = $6, load_balancers = $7
-         where tenant_id = $1 and name = $2",
-        tenant_id,
-        name,
-        q,
-    )
-    .await
+    .bind(tenant_id)
+    .bind(name)
+    .bind(kube_name)
+    .bind(q.cpu_milli)
+    .bind(q.memory_bytes)
+    .bind(q.storage_bytes)
+    .bind(q.pods)
+    .bind(q.load_balancers)
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 pub async fn by_name(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<TenantRow>> {
-    sqlx::query_as(&format!("{SELECT} where t.name = $1"))
+    sqlx::query_as(&format!("{SELECT} where t.name = $1 and t.gone_at is null"))
         .bind(name)
         .fetch_optional(db)
         .await
@@ -154,7 +164,7 @@ pub async fn with_namespaces_by_name(
 ) -> sqlx::Result<Option<TenantWithNamespaces>> {
     sqlx::query_as(&format!(
         "select x.*, coalesce((select json_agg(n order by n.name) from tenant_namespace n where n.tenant_id = x.tenant_id), '[]') as namespaces
-         from ({SELECT} where t.name = $1) x"
+         from ({SELECT} where t.name = $1 and t.gone_at is null) x"
     ))
     .bind(name)
     .fetch_optional(db)
@@ -178,7 +188,7 @@ pub async fn list(
     limit: i64,
 ) -> sqlx::Result<Vec<TenantRow>> {
     sqlx::query_as(&format!(
-        "{SELECT} where ($1::uuid is null or t.organization_id = $1)
+        "{SELECT} where t.gone_at is null and ($1::uuid is null or t.organization_id = $1)
            and ($2::uuid is null or t.tenant_id = $2)
            and ($3::text is null or o.name = $3)
            and ($4::text is null or t.name > $4)
@@ -205,11 +215,17 @@ pub async fn namespaces(
     .await
 }
 
-/// Every namespace of the cluster, with its tenant's name and organization.
+/// Whether a tenant (`t`) holds capacity: until it is gone from the cluster, unless the cluster
+/// refused it before ever running it.
+pub const HOLDS_CAPACITY: &str =
+    "t.gone_at is null and not (t.apply_refused and t.applied_version = 0)";
+
+/// Every namespace that holds capacity, with its tenant's name and organization.
 pub async fn all_namespaces(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<TenantNamespaceRow>> {
-    sqlx::query_as(
-        "select t.organization_id, t.name as tenant, n.* from tenant_namespace n join tenant t using (tenant_id)",
-    )
+    sqlx::query_as(&format!(
+        "select t.organization_id, t.name as tenant, n.* from tenant_namespace n join tenant t using (tenant_id)
+         where {HOLDS_CAPACITY}"
+    ))
     .fetch_all(db)
     .await
 }
@@ -217,7 +233,8 @@ pub async fn all_namespaces(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<TenantN
 /// Records that the tenant's desired state changed; answers the new version.
 pub async fn bump_version(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "update tenant set spec_version = spec_version + 1, updated_at = now() where tenant_id = $1 returning spec_version",
+        "update tenant set spec_version = spec_version + 1, next_apply_at = null, updated_at = now()
+         where tenant_id = $1 returning spec_version",
     )
     .bind(tenant_id)
     .fetch_one(db)
@@ -230,7 +247,8 @@ pub async fn mark_applied(
     version: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "update tenant set applied_version = greatest(applied_version, $2), applied_at = now(), apply_error = null
+        "update tenant set applied_version = greatest(applied_version, $2), applied_at = now(), apply_error = null,
+                apply_attempts = 0, next_apply_at = null, apply_refused = false
          where tenant_id = $1",
     )
     .bind(tenant_id)
@@ -240,25 +258,99 @@ pub async fn mark_applied(
     Ok(())
 }
 
+/// Records a failed attempt and when to try again (`retry_in` seconds from now); answers the
+/// tenant's consecutive failures and the error recorded before this one.
 pub async fn mark_apply_failed(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     error: &str,
-) -> sqlx::Result<()> {
-    sqlx::query("update tenant set apply_error = $2 where tenant_id = $1")
-        .bind(tenant_id)
-        .bind(error)
-        .execute(db)
-        .await?;
-    Ok(())
+    refused: bool,
+    retry_in: f64,
+) -> sqlx::Result<(i32, Option<String>)> {
+    sqlx::query_as(
+        "update tenant t set apply_error = $2, apply_refused = $3, apply_attempts = t.apply_attempts + 1,
+                next_apply_at = now() + make_interval(secs => $4)
+         from (select tenant_id, apply_error from tenant where tenant_id = $1) before
+         where t.tenant_id = before.tenant_id
+         returning t.apply_attempts, before.apply_error",
+    )
+    .bind(tenant_id)
+    .bind(error)
+    .bind(refused)
+    .bind(retry_in)
+    .fetch_one(db)
+    .await
 }
 
-/// Tenants whose desired state the cluster does not have yet (`all`: every tenant).
+/// Tenants whose desired state the cluster does not have yet and whose backoff is over; with
+/// `all`, also every other tenant the cluster has not refused (the periodic full pass). Never
+/// an offboarded one.
 pub async fn to_apply(db: impl PgExecutor<'_>, all: bool) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar(
-        "select tenant_id from tenant where $1 or applied_version < spec_version order by name",
+        "select tenant_id from tenant
+         where offboarded_at is null
+           and (($1 and not apply_refused)
+                or (applied_version < spec_version and (next_apply_at is null or next_apply_at <= now())))
+         order by name",
     )
     .bind(all)
     .fetch_all(db)
     .await
+}
+
+/// How many tenants the cluster does not have the latest desired state of (offboarded ones
+/// aside).
+pub async fn count_unapplied(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select count(*) from tenant where offboarded_at is null and applied_version < spec_version",
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Marks a tenant offboarded, under its row lock; answers false when it already was.
+pub async fn mark_offboarded(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    by: &str,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "update tenant set offboarded_at = now(), offboarded_by = $2, updated_at = now()
+         where tenant_id = $1 and offboarded_at is null",
+    )
+    .bind(tenant_id)
+    .bind(by)
+    .execute(db)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Offboarded tenants the cluster may still hold: (id, name, organization).
+pub async fn terminating(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, String, Uuid)>> {
+    sqlx::query_as(
+        "select tenant_id, name, organization_id from tenant
+         where offboarded_at is not null and gone_at is null order by name",
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Records that the cluster no longer has the tenant: its namespace names are free again.
+/// Answers false when it was already recorded.
+pub async fn mark_gone(db: &mut sqlx::PgConnection, tenant_id: Uuid) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "update tenant set gone_at = now(), updated_at = now()
+         where tenant_id = $1 and offboarded_at is not null and gone_at is null",
+    )
+    .bind(tenant_id)
+    .execute(&mut *db)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Ok(false);
+    }
+    sqlx::query("update tenant_namespace set released_at = now() where tenant_id = $1")
+        .bind(tenant_id)
+        .execute(&mut *db)
+        .await?;
+    Ok(true)
 }

@@ -178,6 +178,7 @@ async fn create(
         "request capacity",
     )?;
     let (tenant, namespaces) = visible_with_namespaces(&state, &caller, &body.tenant).await?;
+    super::tenants::ensure_active(&tenant)?;
     let mut errors = Vec::new();
     if !namespaces.iter().any(|n| n.name == body.namespace) {
         errors.push(FieldError::new(

@@ -92,7 +92,16 @@ async fn issue(
             ),
         ));
     }
+    super::tenants::ensure_active(&tenant)?;
     let namespace = namespace_name(&tenant.name, &body.namespace);
+    // Never a token for a namespace of the same name that is not this tenant's own.
+    if !state.cluster.namespace_is_own(
+        &namespace,
+        &tenant.name,
+        &state.settings.platform_namespaces,
+    ) {
+        return Err(ApiError::NamespaceNotReady(namespace));
+    }
     let (token, expires_at) = state
         .cluster
         .service_account_token(&namespace, DEPLOYER, state.settings.kubeconfig_ttl)

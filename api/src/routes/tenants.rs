@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use govcloud_operator::crd::{
     Billing, Limits, Network, Owner, PodSecurityLevel, Tenant, TenantStatus,
 };
+use govcloud_operator::names::namespace_name;
 use govcloud_operator::validate::validate;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -33,7 +34,7 @@ use crate::sync::apply_tenant;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants", get(list).post(create))
-        .route("/v1/tenants/{name}", get(show))
+        .route("/v1/tenants/{name}", get(show).delete(offboard))
         .route("/v1/tenants/{name}/quota-changes", get(timeline))
 }
 
@@ -46,18 +47,48 @@ pub struct NamespaceDoc {
     pub quota: QuotaDoc,
 }
 
+/// Where the tenant's latest desired state stands with the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub enum SyncState {
+    /// The cluster has the latest version.
+    Applied,
+    /// Not applied yet; no attempt has failed.
+    Pending,
+    /// The cluster could not be reached; retried with backoff.
+    Retrying,
+    /// The cluster refused the spec (see `error`); retried with a longer backoff, and until it
+    /// has ever accepted the tenant it holds none of the organization's allotment.
+    Refused,
+    /// Offboarded: the cluster is removing the tenant.
+    Removing,
+}
+
 /// Whether the cluster has the tenant's latest desired state.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Sync {
+    pub state: SyncState,
     /// Increases with every change of the tenant's desired state.
     pub spec_version: i64,
     /// The latest version the cluster has accepted.
     pub applied_version: i64,
     pub applied_at: Option<DateTime<Utc>>,
-    /// Why the last attempt to apply failed, while it keeps failing.
+    /// Why the last attempt to apply failed, in plain words, while it keeps failing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Consecutive failed attempts.
+    pub attempts: i32,
+    /// When the next attempt is due, while failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// An agency's place in its lifecycle, as the API sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub enum Lifecycle {
+    Active,
+    /// Offboarding was asked for; the cluster is deleting its namespaces.
+    Terminating,
 }
 
 /// An agency on the shared cloud.
@@ -75,6 +106,12 @@ pub struct TenantDoc {
     pub network: Network,
     pub billing: Billing,
     pub suspended: bool,
+    pub lifecycle: Lifecycle,
+    /// When offboarding was asked for, and by whom.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offboarded_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offboarded_by: Option<String>,
     pub sync: Sync,
     /// What the operator reports from the cluster; absent until it has reported.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,6 +143,28 @@ pub struct NewTenantDoc {
     pub billing: Billing,
 }
 
+fn sync_state(t: &TenantRow) -> SyncState {
+    if t.offboarded_at.is_some() {
+        SyncState::Removing
+    } else if t.applied_version >= t.spec_version {
+        SyncState::Applied
+    } else if t.apply_refused {
+        SyncState::Refused
+    } else if t.apply_attempts > 0 {
+        SyncState::Retrying
+    } else {
+        SyncState::Pending
+    }
+}
+
+/// Refuses changes to a tenant being offboarded.
+pub fn ensure_active(t: &TenantRow) -> ApiResult<()> {
+    match t.offboarded_at {
+        Some(_) => Err(ApiError::Offboarding(t.name.clone())),
+        None => Ok(()),
+    }
+}
+
 fn tenant_doc(
     t: TenantRow,
     namespaces: Vec<NamespaceRow>,
@@ -128,12 +187,22 @@ fn tenant_doc(
         network: spec.network,
         billing: spec.billing,
         suspended: t.suspended,
+        lifecycle: if t.offboarded_at.is_some() {
+            Lifecycle::Terminating
+        } else {
+            Lifecycle::Active
+        },
         sync: Sync {
+            state: sync_state(&t),
             spec_version: t.spec_version,
             applied_version: t.applied_version,
             applied_at: t.applied_at,
             error: t.apply_error,
+            attempts: t.apply_attempts,
+            next_attempt_at: t.next_apply_at.filter(|_| t.apply_attempts > 0),
         },
+        offboarded_at: t.offboarded_at,
+        offboarded_by: t.offboarded_by,
         status,
         name: t.name,
         display_name: t.display_name,
@@ -313,6 +382,18 @@ async fn create(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
+    // Names the platform keeps, and names the cluster already has for someone else, are
+    // refused before anything is written; the database's unique index settles any race.
+    for n in &body.namespaces {
+        let full = namespace_name(&body.name, &n.name);
+        if let Some(why) =
+            state
+                .cluster
+                .namespace_taken(&full, &body.name, &state.settings.platform_namespaces)
+        {
+            return Err(ApiError::NamespaceTaken(why));
+        }
+    }
     let quotas: Vec<Quota> = quotas.into_iter().flatten().collect();
     let additions = body
         .namespaces
@@ -339,14 +420,28 @@ async fn create(
     .await
     .map_err(|e| {
         if db::is_unique_violation(&e) {
-            ApiError::Conflict(format!("tenant {:?} already exists", body.name))
+            ApiError::Conflict(format!(
+                "tenant name {:?} is taken: tenant names are never reused, even after offboarding",
+                body.name
+            ))
         } else {
             e.into()
         }
     })?;
     let now = Utc::now();
     for (n, q) in body.namespaces.iter().zip(&quotas) {
-        db::tenants::insert_namespace(&mut *tx, tenant_id, &n.name, *q).await?;
+        let full = namespace_name(&body.name, &n.name);
+        db::tenants::insert_namespace(&mut *tx, tenant_id, &n.name, &full, *q)
+            .await
+            .map_err(|e| {
+                if db::tenants::is_kube_name_taken(&e) {
+                    ApiError::NamespaceTaken(format!(
+                        "namespace {full} already belongs to another tenant; choose another namespace name"
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
         quota_changes::insert(
             &mut *tx,
             quota_changes::NewChange {
@@ -389,6 +484,85 @@ async fn create(
         .pop()
         .ok_or_else(|| ApiError::Internal("tenant vanished".into()))?;
     Ok((StatusCode::CREATED, AppJson(doc)))
+}
+
+/// Offboards an agency (platform admins, and organization admins within their organization):
+/// open capacity requests are cancelled, its reserved quota ends in the timeline now, and the
+/// cluster deletes the Tenant — its namespaces first, through the operator's finalizer. The
+/// tenant shows as `Terminating` until the cluster is done; then its namespace names are free.
+/// Asking again while it terminates changes nothing.
+#[utoipa::path(delete, path = "/v1/tenants/{name}", tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name")),
+    responses((status = 202, body = TenantDoc)))]
+async fn offboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, AppJson<TenantDoc>)> {
+    let tenant = visible(&state, &caller, &name).await?;
+    caller.require(&[Role::PlatformAdmin, Role::OrgAdmin], "offboard tenants")?;
+    let mut tx = state.db.begin().await?;
+    if db::tenants::mark_offboarded(&mut *tx, tenant.tenant_id, &caller.name).await? {
+        let reason = "the tenant was offboarded";
+        let cancelled =
+            db::capacity_requests::cancel_open(&mut *tx, tenant.tenant_id, &caller.name, reason)
+                .await?;
+        let now = Utc::now();
+        let namespaces = db::tenants::namespaces(&mut *tx, &[tenant.tenant_id]).await?;
+        for n in &namespaces {
+            // Reserved charges end here: the last entry of each namespace's timeline. Billing
+            // closes the agency's last invoice from it.
+            quota_changes::insert(
+                &mut *tx,
+                quota_changes::NewChange {
+                    tenant_id: tenant.tenant_id,
+                    namespace: &n.name,
+                    effective_at: now,
+                    changed_by: &caller.name,
+                    capacity_request_id: None,
+                    from: Some(n.quota),
+                    to: Quota::default(),
+                },
+            )
+            .await?;
+        }
+        audit::record(
+            &mut *tx,
+            audit::Event {
+                actor: &(&caller).into(),
+                action: "tenant.delete",
+                object_kind: "tenant",
+                object_id: tenant.name.clone(),
+                organization_id: Some(tenant.organization_id),
+                tenant_id: Some(tenant.tenant_id),
+                detail: json!({
+                    "namespaces": namespaces.iter().map(|n| n.name.clone()).collect::<Vec<_>>(),
+                    "cancelledCapacityRequests": cancelled,
+                }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    // The cluster may be unreachable: the sync loop retries until the Tenant is gone.
+    if let Err(e) = crate::sync::remove_offboarded_tenant(
+        &state,
+        tenant.tenant_id,
+        &tenant.name,
+        tenant.organization_id,
+    )
+    .await
+    {
+        tracing::warn!(tenant = %name, error = %e, "offboarded tenant not removed yet; will retry");
+    }
+    let t = db::tenants::by_id(&state.db, tenant.tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("tenant vanished".into()))?;
+    let mut d = docs(&state, vec![t]).await?;
+    let doc = d
+        .pop()
+        .ok_or_else(|| ApiError::Internal("tenant vanished".into()))?;
+    Ok((StatusCode::ACCEPTED, AppJson(doc)))
 }
 
 fn to_json(v: &impl Serialize) -> ApiResult<serde_json::Value> {

@@ -96,7 +96,7 @@ async fn apply(state: &AppState, tenant_id: Uuid, skip_if_present: bool) -> ApiR
         let plain = e.plain();
         let attempt = row.apply_attempts.saturating_add(1);
         let retry_in = retry_delay(attempt, refused);
-        let (_, previous) = db::tenants::mark_apply_failed(
+        let previous = db::tenants::mark_apply_failed(
             &state.db,
             tenant_id,
             &plain,

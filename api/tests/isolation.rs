@@ -77,6 +77,17 @@ async fn refused(api: &TestApi, role: &str, body: Value, detail: &str) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// Like [`refused`], for a name the cluster has only just got: waits until the API's watches
+/// have seen it (refusals change nothing, so retrying is harmless).
+async fn refused_once_seen(api: &TestApi, role: &str, body: Value, detail: &str) {
+    eventually(|| async {
+        let (s, _) = api.post("/v1/tenants", role, body.clone()).await;
+        (s == StatusCode::CONFLICT).then_some(())
+    })
+    .await;
+    refused(api, role, body, detail).await;
+}
+
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
 async fn a_namespace_name_another_tenant_holds_is_refused_in_either_order(db: PgPool) {
     let api = TestApi::new(db).await;
@@ -200,37 +211,15 @@ async fn platform_namespaces_and_ones_govcloud_did_not_make_are_never_available(
         .create(&PostParams::default(), &rogue)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    // The API's watches see both.
-    eventually(|| async {
-        let (s, _) = api
-            .post(
-                "/v1/tenants",
-                "platform-admin",
-                agency("legacy", "demo-province", &["app"]),
-            )
-            .await;
-        (s == StatusCode::CONFLICT).then_some(())
-    })
-    .await;
-    refused(
+    // Once the API's watches have seen them.
+    refused_once_seen(
         &api,
         "platform-admin",
         agency("legacy", "demo-province", &["app"]),
         "namespace legacy-app already exists and was not made by govcloud for this tenant; choose another namespace name",
     )
     .await;
-    eventually(|| async {
-        let (s, _) = api
-            .post(
-                "/v1/tenants",
-                "org-admin",
-                agency("rogue", "demo-province", &["a-b"]),
-            )
-            .await;
-        (s == StatusCode::CONFLICT).then_some(())
-    })
-    .await;
-    refused(
+    refused_once_seen(
         &api,
         "org-admin",
         agency("rogue", "demo-province", &["a-b"]),

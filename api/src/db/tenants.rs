@@ -259,20 +259,20 @@ pub async fn mark_applied(
 }
 
 /// Records a failed attempt and when to try again (`retry_in` seconds from now); answers the
-/// tenant's consecutive failures and the error recorded before this one.
+/// error recorded before this one.
 pub async fn mark_apply_failed(
     db: impl PgExecutor<'_>,
     tenant_id: Uuid,
     error: &str,
     refused: bool,
     retry_in: f64,
-) -> sqlx::Result<(i32, Option<String>)> {
-    sqlx::query_as(
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
         "update tenant t set apply_error = $2, apply_refused = $3, apply_attempts = t.apply_attempts + 1,
                 next_apply_at = now() + make_interval(secs => $4)
          from (select tenant_id, apply_error from tenant where tenant_id = $1) before
          where t.tenant_id = before.tenant_id
-         returning t.apply_attempts, before.apply_error",
+         returning before.apply_error",
     )
     .bind(tenant_id)
     .bind(error)

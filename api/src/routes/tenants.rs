@@ -226,6 +226,17 @@ async fn docs(state: &AppState, rows: Vec<TenantRow>) -> ApiResult<Vec<TenantDoc
         .collect()
 }
 
+/// The document of a tenant just written, read back by id (even while it terminates).
+async fn doc_by_id(state: &AppState, tenant_id: Uuid) -> ApiResult<TenantDoc> {
+    let t = db::tenants::by_id(&state.db, tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("tenant vanished".into()))?;
+    docs(state, vec![t])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("tenant vanished".into()))
+}
+
 /// A tenant the caller may see, or 404.
 pub async fn visible(state: &AppState, caller: &Caller, name: &str) -> ApiResult<TenantRow> {
     db::tenants::by_name(&state.db, name)
@@ -476,13 +487,7 @@ async fn create(
     tx.commit().await?;
     // The cluster may be unreachable: the sync loop retries until it has the tenant.
     apply_tenant(&state, tenant_id).await?;
-    let t = db::tenants::by_id(&state.db, tenant_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal("tenant vanished".into()))?;
-    let mut d = docs(&state, vec![t]).await?;
-    let doc = d
-        .pop()
-        .ok_or_else(|| ApiError::Internal("tenant vanished".into()))?;
+    let doc = doc_by_id(&state, tenant_id).await?;
     Ok((StatusCode::CREATED, AppJson(doc)))
 }
 
@@ -555,13 +560,7 @@ async fn offboard(
     {
         tracing::warn!(tenant = %name, error = %e, "offboarded tenant not removed yet; will retry");
     }
-    let t = db::tenants::by_id(&state.db, tenant.tenant_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal("tenant vanished".into()))?;
-    let mut d = docs(&state, vec![t]).await?;
-    let doc = d
-        .pop()
-        .ok_or_else(|| ApiError::Internal("tenant vanished".into()))?;
+    let doc = doc_by_id(&state, tenant.tenant_id).await?;
     Ok((StatusCode::ACCEPTED, AppJson(doc)))
 }
 

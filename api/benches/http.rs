@@ -178,7 +178,7 @@ async fn main() {
         .unwrap_or_else(|e| panic!("{e}"));
     let client = sim.client().unwrap_or_else(|e| panic!("{e}"));
     kube::Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(client.clone())
-        .create(&Default::default(), &<govcloud_operator::crd::Tenant as kube::CustomResourceExt>::crd())
+        .create(&Default::default(), &<govcloud_tenant::crd::Tenant as kube::CustomResourceExt>::crd())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let target = KubeconfigTarget {

@@ -8,8 +8,8 @@ use clap::Args;
 use rust_decimal::Decimal;
 
 use crate::Settings;
-use crate::auth::oidc::OidcSettings;
-use crate::capacity::Overcommit;
+use crate::app::oidc::OidcSettings;
+use crate::domain::capacity::Overcommit;
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
@@ -71,14 +71,14 @@ pub struct ServeArgs {
         long,
         env = "GOVCLOUD_RESERVED_NAMESPACES",
         value_delimiter = ',',
-        default_value = govcloud_operator::build::DEFAULT_PLATFORM_NAMESPACE
+        default_value = govcloud_tenant::names::DEFAULT_PLATFORM_NAMESPACE
     )]
     pub reserved_namespaces: Vec<String>,
     /// The ingress controller's namespace (the operator's `--ingress-namespace`): reserved too.
     #[arg(
         long,
         env = "GOVCLOUD_INGRESS_NAMESPACE",
-        default_value = "ingress-nginx"
+        default_value = govcloud_tenant::names::DEFAULT_INGRESS_NAMESPACE
     )]
     pub ingress_namespace: String,
 }

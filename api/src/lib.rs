@@ -1,26 +1,26 @@
 //! govcloud's HTTP API: where provincial IT departments onboard agencies and approve capacity
 //! requests, agencies get kubeconfigs, and every change lands in an audit log.
 //!
-//! [`app`] builds the router from an [`AppState`]; [`serve`] runs it on a socket (HTTPS when a
-//! certificate is configured) until shutdown. The `govcloud` binary wires them to its flags.
+//! In layers, each importing only those below it:
+//!
+//! - [`http`]: routes, extractors, problem documents, pagination, the OpenAPI document;
+//! - [`app`]: one function per use case, each in one transaction, and the sync loop;
+//! - [`db`] (all SQL, checked at compile time) and [`cluster`] (all Kubernetes calls);
+//! - [`domain`]: the rules, as pure code.
+//!
+//! [`app()`] builds the router from an [`AppState`]; [`serve`] runs it on a socket (HTTPS when
+//! a certificate is configured) until shutdown. The `govcloud` binary wires them to its flags.
 
-pub mod auth;
-pub mod capacity;
+pub mod app;
 pub mod cluster;
 pub mod config;
 pub mod db;
-pub mod desired;
 #[cfg(feature = "dev")]
 pub mod dev;
-pub mod error;
-pub mod extract;
-pub mod fit;
+pub mod domain;
+pub mod http;
 pub mod metrics;
-pub mod openapi;
-pub mod quota;
-pub mod routes;
 pub mod serve;
-pub mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +28,9 @@ use std::time::Duration;
 use axum::Router;
 use sqlx::PgPool;
 
-use crate::auth::oidc::Oidc;
-use crate::capacity::Overcommit;
+use crate::app::oidc::Oidc;
 use crate::cluster::Cluster;
+use crate::domain::capacity::Overcommit;
 use crate::metrics::Metrics;
 
 pub use serve::serve;
@@ -54,8 +54,7 @@ impl Default for Settings {
             overcommit: Overcommit::default(),
             kubeconfig_ttl: Duration::from_secs(3600),
             request_timeout: Duration::from_secs(30),
-            platform_namespaces: govcloud_operator::build::Platform::default()
-                .platform_namespaces(),
+            platform_namespaces: govcloud_tenant::names::default_platform_namespaces(),
         }
     }
 }
@@ -72,5 +71,5 @@ pub struct AppState {
 
 /// The API's router.
 pub fn app(state: AppState) -> Router {
-    routes::router(state)
+    http::router(state)
 }

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use govcloud_api::auth::{Role, tokens};
 use govcloud_api::config::{DatabaseArgs, ServeArgs};
 use govcloud_api::db::{self, audit, principals};
+use govcloud_api::domain::principal::{Role, check_name, scope_mismatch};
+use govcloud_api::domain::token;
 use govcloud_api::serve::{connect_database, migrate, run_from_args};
 use tracing_subscriber::EnvFilter;
 
@@ -81,6 +82,17 @@ async fn shutdown_signal() {
 }
 
 async fn principal(args: PrincipalArgs) -> anyhow::Result<()> {
+    check_name(&args.name).map_err(|m| anyhow::anyhow!("--name {m}"))?;
+    if let Some(why) = scope_mismatch(
+        args.role,
+        args.organization.is_some(),
+        args.tenant.is_some(),
+    ) {
+        anyhow::bail!(
+            "--role {}: {why} (org-admin and finance need --organization, tenant-admin --tenant, platform-admin and auditor neither)",
+            args.role
+        );
+    }
     let db = connect_database(&args.database).await?;
     migrate(&db).await?;
     let organization_id = match &args.organization {
@@ -110,6 +122,7 @@ async fn principal(args: PrincipalArgs) -> anyhow::Result<()> {
             organization_id,
             tenant_id,
             oidc_subject: args.oidc_subject.as_deref(),
+            created_by: "system:cli",
         },
     )
     .await
@@ -119,8 +132,8 @@ async fn principal(args: PrincipalArgs) -> anyhow::Result<()> {
             args.name
         )
     })?;
-    let token = tokens::generate();
-    principals::insert_token(&mut *tx, id, &tokens::hash(&token)).await?;
+    let token = token::generate();
+    principals::insert_token(&mut *tx, id, &token::hash(&token), None).await?;
     audit::record(
         &mut *tx,
         audit::Event {

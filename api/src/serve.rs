@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 
-use crate::auth::oidc::Oidc;
+use crate::app::oidc::Oidc;
 use crate::cluster::{Cluster, KubeconfigTarget};
 use crate::config::{DatabaseArgs, ServeArgs};
 use crate::metrics::Metrics;
@@ -159,9 +159,13 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let watch_task = tokio::spawn(watches);
     let mut sync_stop = stop_rx.clone();
-    let sync_task = tokio::spawn(crate::sync::run(state.clone(), sync_interval, async move {
-        let _ = sync_stop.wait_for(|s| *s).await;
-    }));
+    let sync_task = tokio::spawn(crate::app::sync::run(
+        state.clone(),
+        sync_interval,
+        async move {
+            let _ = sync_stop.wait_for(|s| *s).await;
+        },
+    ));
     let served = serve(app(state), listener, tls, async move {
         shutdown.await;
         let _ = stop_tx.send(true);

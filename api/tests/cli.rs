@@ -6,8 +6,8 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use govcloud_api::auth::tokens;
 use govcloud_api::db::principals;
+use govcloud_api::domain::token as tokens;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 

@@ -6,7 +6,7 @@
 mod support;
 
 use axum::http::{Method, StatusCode};
-use govcloud_operator::crd::Tenant;
+use govcloud_tenant::crd::Tenant;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
@@ -305,7 +305,7 @@ async fn a_tenant_the_cluster_refuses_says_why_waits_and_holds_no_allotment(db: 
         .delete("demo-old", &DeleteParams::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    govcloud_api::sync::sync_once(&api.state, false)
+    govcloud_api::app::sync::sync_once(&api.state, false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let (status, shown) = api.get("/v1/tenants/demo-old", "org-admin").await;
@@ -330,7 +330,7 @@ async fn a_tenant_the_cluster_refuses_says_why_waits_and_holds_no_allotment(db: 
     );
     // The next passes wait out the backoff instead of trying (and logging) every time.
     for _ in 0..3 {
-        govcloud_api::sync::sync_once(&api.state, false)
+        govcloud_api::app::sync::sync_once(&api.state, false)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -406,7 +406,7 @@ async fn offboarding_removes_the_agency_then_frees_its_names(db: PgPool) {
 
     // The operator deletes its namespaces, then the Tenant goes; the sync pass records it gone.
     eventually(|| async {
-        govcloud_api::sync::remove_offboarded(&api.state)
+        govcloud_api::app::sync::remove_offboarded(&api.state)
             .await
             .ok()?;
         let (s, _) = api.get("/v1/tenants/demo-bqlda", "org-admin").await;

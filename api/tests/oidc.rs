@@ -6,10 +6,10 @@ mod support;
 use axum::Router;
 use axum::http::{Method, StatusCode};
 use axum::routing::get;
-use govcloud_api::auth::Role;
-use govcloud_api::auth::oidc::{Oidc, OidcSettings};
+use govcloud_api::app::oidc::{Oidc, OidcSettings};
 use govcloud_api::cluster::KubeconfigTarget;
 use govcloud_api::db::principals::{self, NewPrincipal};
+use govcloud_api::domain::principal::Role;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -68,6 +68,7 @@ async fn id_tokens_from_the_issuer_authenticate_registered_subjects(db: PgPool) 
             organization_id: None,
             tenant_id: None,
             oidc_subject: Some("user-123"),
+            created_by: "test",
         },
     )
     .await

@@ -3,7 +3,7 @@
 mod support;
 
 use axum::http::{Method, StatusCode};
-use govcloud_operator::crd::Tenant;
+use govcloud_tenant::crd::Tenant;
 use kube::api::Api;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -383,7 +383,7 @@ async fn bad_requests_are_refused_and_change_nothing(db: PgPool) {
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
 async fn approvals_past_the_allotment_or_the_cluster_are_refused(db: PgPool) {
     let settings = govcloud_api::Settings {
-        overcommit: govcloud_api::capacity::Overcommit {
+        overcommit: govcloud_api::domain::capacity::Overcommit {
             cpu: "1.5".parse().unwrap_or_default(),
             memory: rust_decimal::Decimal::ONE,
         },
@@ -487,7 +487,7 @@ async fn a_request_for_a_later_date_waits_for_it(db: PgPool) {
         "{body}"
     );
 
-    govcloud_api::sync::sync_once(&api.state, false)
+    govcloud_api::app::sync::sync_once(&api.state, false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -506,10 +506,10 @@ async fn a_request_for_a_later_date_waits_for_it(db: PgPool) {
     .execute(&db)
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    govcloud_api::sync::sync_once(&api.state, false)
+    govcloud_api::app::sync::sync_once(&api.state, false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    govcloud_api::sync::sync_once(&api.state, true)
+    govcloud_api::app::sync::sync_once(&api.state, true)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(tenant_cpu_in_cluster(&api, "demo-stttt", "prod").await, "8");
@@ -565,7 +565,7 @@ async fn an_approval_while_the_cluster_is_down_is_applied_when_it_returns(db: Pg
         (StatusCode::OK, Some("approved-pending")),
         "{body}"
     );
-    let left = govcloud_api::sync::sync_once(&state, false)
+    let left = govcloud_api::app::sync::sync_once(&state, false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(left, 1, "still waiting for the cluster");
@@ -576,13 +576,13 @@ async fn an_approval_while_the_cluster_is_down_is_applied_when_it_returns(db: Pg
         .unwrap_or_else(|e| panic!("{e}"));
     support::install_crd(&sim.client().unwrap_or_else(|e| panic!("{e}"))).await;
     assert_eq!(
-        govcloud_api::sync::sync_once(&state, true)
+        govcloud_api::app::sync::sync_once(&state, true)
             .await
             .unwrap_or_else(|e| panic!("{e}")),
         0
     );
     assert_eq!(
-        govcloud_api::sync::sync_once(&state, true)
+        govcloud_api::app::sync::sync_once(&state, true)
             .await
             .unwrap_or_else(|e| panic!("{e}")),
         0
@@ -760,7 +760,7 @@ async fn the_full_pass_writes_only_what_drifted(db: PgPool) {
     // Once the API's watch has seen the seeded tenants, a full pass writes nothing.
     support::eventually(|| async { (sync_writes(&api).await == 0).then_some(()) }).await;
     let before = api.sim.resource_version();
-    let left = govcloud_api::sync::sync_once(&api.state, true)
+    let left = govcloud_api::app::sync::sync_once(&api.state, true)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -775,7 +775,7 @@ async fn the_full_pass_writes_only_what_drifted(db: PgPool) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     support::eventually(|| async {
-        govcloud_api::sync::sync_once(&api.state, true)
+        govcloud_api::app::sync::sync_once(&api.state, true)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         tenants.get_opt("demo-sotc").await.ok().flatten()
@@ -786,7 +786,7 @@ async fn the_full_pass_writes_only_what_drifted(db: PgPool) {
 /// How many writes a full pass makes now.
 async fn sync_writes(api: &TestApi) -> u64 {
     let before = api.sim.resource_version();
-    govcloud_api::sync::sync_once(&api.state, true)
+    govcloud_api::app::sync::sync_once(&api.state, true)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     api.sim.resource_version() - before

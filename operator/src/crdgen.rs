@@ -2,7 +2,7 @@
 
 use kube::CustomResourceExt;
 
-use crate::crd::Tenant;
+use govcloud_tenant::crd::Tenant;
 
 /// `(file name, YAML)` for every CRD, in the order they are written.
 pub fn crds() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {

@@ -1,13 +1,9 @@
-//! govcloud's Kubernetes side: the `Tenant` custom resource, and (to come) its reconciler,
-//! metering and leader election (see `../shared/DESIGN.md` §2–§3).
+//! govcloud's Kubernetes side: the Tenant controller ([`controller`]) and the objects it builds
+//! ([`build`]), leader election, metrics, and the CRDs it installs. The Tenant type itself, its
+//! validation and the names both binaries share live in `govcloud-tenant`.
 
 pub mod build;
 pub mod controller;
-pub mod crd;
 pub mod crdgen;
-#[cfg(test)]
-pub(crate) mod fixtures;
 pub mod leader;
-pub mod names;
 pub mod telemetry;
-pub mod validate;

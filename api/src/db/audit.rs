@@ -1,11 +1,13 @@
+//! The audit log: every state change, who made it, when.
+
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::domain::principal::Caller;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct AuditRow {
     pub audit_event_id: i64,
     pub occurred_at: DateTime<Utc>,
@@ -55,18 +57,18 @@ pub struct Event<'a> {
 }
 
 pub async fn record(db: impl PgExecutor<'_>, e: Event<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "insert into audit_event (actor, actor_role, action, object_kind, object_id, organization_id, tenant_id, detail)
          values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        e.actor.name,
+        e.actor.role,
+        e.action,
+        e.object_kind,
+        e.object_id,
+        e.organization_id,
+        e.tenant_id,
+        Json(e.detail) as _,
     )
-    .bind(&e.actor.name)
-    .bind(&e.actor.role)
-    .bind(e.action)
-    .bind(e.object_kind)
-    .bind(&e.object_id)
-    .bind(e.organization_id)
-    .bind(e.tenant_id)
-    .bind(Json(e.detail))
     .execute(db)
     .await?;
     Ok(())
@@ -82,19 +84,23 @@ pub struct ListFilter<'a> {
 }
 
 pub async fn list(db: impl PgExecutor<'_>, f: ListFilter<'_>) -> sqlx::Result<Vec<AuditRow>> {
-    sqlx::query_as(
-        "select a.*, o.name as organization, t.name as tenant from audit_event a
+    sqlx::query_as!(
+        AuditRow,
+        r#"select a.audit_event_id, a.occurred_at, a.actor, a.actor_role, a.action, a.object_kind,
+                  a.object_id, o.name as "organization?", t.name as "tenant?",
+                  a.detail as "detail: Json<serde_json::Value>"
+           from audit_event a
            left join organization o on o.organization_id = a.organization_id
            left join tenant t on t.tenant_id = a.tenant_id
-         where ($1::text is null or o.name = $1) and ($2::text is null or t.name = $2)
-           and ($3::text is null or a.action = $3) and ($4::bigint is null or a.audit_event_id < $4)
-         order by a.audit_event_id desc limit $5",
+           where ($1::text is null or o.name = $1) and ($2::text is null or t.name = $2)
+             and ($3::text is null or a.action = $3) and ($4::bigint is null or a.audit_event_id < $4)
+           order by a.audit_event_id desc limit $5"#,
+        f.organization,
+        f.tenant,
+        f.action,
+        f.before,
+        f.limit,
     )
-    .bind(f.organization)
-    .bind(f.tenant)
-    .bind(f.action)
-    .bind(f.before)
-    .bind(f.limit)
     .fetch_all(db)
     .await
 }

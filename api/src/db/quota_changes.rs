@@ -1,10 +1,12 @@
+//! The quota timeline: every change of a namespace's quota, which reserved billing reads.
+
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::quota::Quota;
+use crate::domain::quota::Quota;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct QuotaChangeRow {
     pub quota_change_id: i64,
     pub namespace: String,
@@ -56,27 +58,27 @@ pub struct NewChange<'a> {
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, c: NewChange<'_>) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "insert into quota_change (tenant_id, namespace, effective_at, changed_by, capacity_request_id,
              from_cpu_milli, from_memory_bytes, from_storage_bytes, from_pods, from_load_balancers,
              to_cpu_milli, to_memory_bytes, to_storage_bytes, to_pods, to_load_balancers)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        c.tenant_id,
+        c.namespace,
+        c.effective_at,
+        c.changed_by,
+        c.capacity_request_id,
+        c.from.map(|q| q.cpu_milli),
+        c.from.map(|q| q.memory_bytes),
+        c.from.map(|q| q.storage_bytes),
+        c.from.map(|q| q.pods),
+        c.from.map(|q| q.load_balancers),
+        c.to.cpu_milli,
+        c.to.memory_bytes,
+        c.to.storage_bytes,
+        c.to.pods,
+        c.to.load_balancers,
     )
-    .bind(c.tenant_id)
-    .bind(c.namespace)
-    .bind(c.effective_at)
-    .bind(c.changed_by)
-    .bind(c.capacity_request_id)
-    .bind(c.from.map(|q| q.cpu_milli))
-    .bind(c.from.map(|q| q.memory_bytes))
-    .bind(c.from.map(|q| q.storage_bytes))
-    .bind(c.from.map(|q| q.pods))
-    .bind(c.from.map(|q| q.load_balancers))
-    .bind(c.to.cpu_milli)
-    .bind(c.to.memory_bytes)
-    .bind(c.to.storage_bytes)
-    .bind(c.to.pods)
-    .bind(c.to.load_balancers)
     .execute(db)
     .await?;
     Ok(())
@@ -89,13 +91,17 @@ pub async fn list(
     after: Option<i64>,
     limit: i64,
 ) -> sqlx::Result<Vec<QuotaChangeRow>> {
-    sqlx::query_as(
-        "select * from quota_change where tenant_id = $1 and ($2::bigint is null or quota_change_id > $2)
+    sqlx::query_as!(
+        QuotaChangeRow,
+        "select quota_change_id, namespace, effective_at, changed_by, capacity_request_id,
+                from_cpu_milli, from_memory_bytes, from_storage_bytes, from_pods, from_load_balancers,
+                to_cpu_milli, to_memory_bytes, to_storage_bytes, to_pods, to_load_balancers
+         from quota_change where tenant_id = $1 and ($2::bigint is null or quota_change_id > $2)
          order by quota_change_id limit $3",
+        tenant_id,
+        after,
+        limit,
     )
-    .bind(tenant_id)
-    .bind(after)
-    .bind(limit)
     .fetch_all(db)
     .await
 }

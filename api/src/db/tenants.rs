@@ -1,22 +1,26 @@
+//! Tenants (agencies) and their namespaces.
+
 use chrono::{DateTime, Utc};
+use govcloud_tenant::crd::{Billing, Limits, Network, Owner, PodSecurityLevel};
 use sqlx::PgExecutor;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::quota::Quota;
+use crate::domain::quota::{Quota, QuotaPatch};
+use crate::domain::tenant::{Agency, AgencyNamespace, SyncFacts};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TenantRow {
     pub tenant_id: Uuid,
     pub name: String,
     pub organization_id: Uuid,
     pub organization: String,
     pub display_name: String,
-    pub owners: Json<serde_json::Value>,
-    pub limits: Json<serde_json::Value>,
-    pub pod_security: String,
-    pub network: Json<serde_json::Value>,
-    pub billing: Json<serde_json::Value>,
+    pub owners: Json<Vec<Owner>>,
+    pub limits: Json<Limits>,
+    pub pod_security: Json<PodSecurityLevel>,
+    pub network: Json<Network>,
+    pub billing: Json<Billing>,
     pub suspended: bool,
     pub spec_version: i64,
     pub applied_version: i64,
@@ -35,85 +39,153 @@ pub struct TenantRow {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Deserialize)]
+impl TenantRow {
+    /// The agency this row and its namespaces describe.
+    pub fn agency(&self, namespaces: &[NamespaceRow]) -> Agency {
+        Agency {
+            name: self.name.clone(),
+            display_name: self.display_name.clone(),
+            organization: self.organization.clone(),
+            owners: self.owners.0.clone(),
+            namespaces: namespaces
+                .iter()
+                .map(|n| AgencyNamespace {
+                    name: n.name.clone(),
+                    quota: n.quota(),
+                })
+                .collect(),
+            limits: self.limits.0.clone(),
+            pod_security: self.pod_security.0,
+            network: self.network.0.clone(),
+            billing: self.billing.0.clone(),
+            suspended: self.suspended,
+        }
+    }
+
+    pub fn sync_facts(&self) -> SyncFacts {
+        SyncFacts {
+            offboarded: self.offboarded_at.is_some(),
+            spec_version: self.spec_version,
+            applied_version: self.applied_version,
+            refused: self.apply_refused,
+            attempts: self.apply_attempts,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct NamespaceRow {
     pub tenant_id: Uuid,
     pub name: String,
-    #[sqlx(flatten)]
-    #[serde(flatten)]
-    pub quota: Quota,
+    pub cpu_milli: i64,
+    pub memory_bytes: i64,
+    pub storage_bytes: i64,
+    pub pods: i32,
+    pub load_balancers: i32,
 }
 
-/// A tenant with its namespaces, read in one query.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TenantWithNamespaces {
-    #[sqlx(flatten)]
-    pub tenant: TenantRow,
-    pub namespaces: Json<Vec<NamespaceRow>>,
+impl NamespaceRow {
+    pub fn quota(&self) -> Quota {
+        Quota {
+            cpu_milli: self.cpu_milli,
+            memory_bytes: self.memory_bytes,
+            storage_bytes: self.storage_bytes,
+            pods: self.pods,
+            load_balancers: self.load_balancers,
+        }
+    }
 }
 
-/// A namespace with its tenant's name, for sums across tenants.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TenantNamespaceRow {
+/// A namespace that holds capacity, with its tenant's name and organization.
+#[derive(Debug, Clone)]
+pub struct HeldNamespaceRow {
     pub organization_id: Uuid,
     pub tenant: String,
     pub name: String,
-    #[sqlx(flatten)]
     pub quota: Quota,
 }
 
-const SELECT: &str =
-    "select t.*, o.name as organization from tenant t join organization o using (organization_id)";
+/// Selects [`TenantRow`]s: the columns, then `$rest` (the where clause and so on).
+macro_rules! select_tenants {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            TenantRow,
+            r#"select t.tenant_id, t.name, t.organization_id, o.name as organization, t.display_name,
+                      t.owners as "owners: Json<Vec<Owner>>", t.limits as "limits: Json<Limits>",
+                      to_jsonb(t.pod_security) as "pod_security!: Json<PodSecurityLevel>",
+                      t.network as "network: Json<Network>", t.billing as "billing: Json<Billing>",
+                      t.suspended, t.spec_version, t.applied_version, t.applied_at, t.apply_error,
+                      t.apply_attempts, t.next_apply_at, t.apply_refused, t.offboarded_at,
+                      t.offboarded_by, t.gone_at, t.created_at, t.updated_at
+               from tenant t join organization o using (organization_id) "# + $rest
+            $(, $arg)*
+        )
+    };
+}
 
 /// What onboarding stores; the rest of the row starts at its defaults.
 pub struct NewTenant<'a> {
     pub name: &'a str,
     pub organization_id: Uuid,
     pub display_name: &'a str,
-    pub owners: serde_json::Value,
-    pub limits: serde_json::Value,
-    pub pod_security: &'a str,
-    pub network: serde_json::Value,
-    pub billing: serde_json::Value,
+    pub owners: &'a [Owner],
+    pub limits: &'a Limits,
+    pub pod_security: PodSecurityLevel,
+    pub network: &'a Network,
+    pub billing: &'a Billing,
 }
 
 pub async fn insert(db: impl PgExecutor<'_>, t: NewTenant<'_>) -> sqlx::Result<Uuid> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "insert into tenant (name, organization_id, display_name, owners, limits, pod_security, network, billing)
          values ($1, $2, $3, $4, $5, $6, $7, $8) returning tenant_id",
+        t.name,
+        t.organization_id,
+        t.display_name,
+        Json(t.owners) as _,
+        Json(t.limits) as _,
+        t.pod_security.as_str(),
+        Json(t.network) as _,
+        Json(t.billing) as _,
     )
-    .bind(t.name)
-    .bind(t.organization_id)
-    .bind(t.display_name)
-    .bind(Json(t.owners))
-    .bind(Json(t.limits))
-    .bind(t.pod_security)
-    .bind(Json(t.network))
-    .bind(Json(t.billing))
     .fetch_one(db)
     .await
 }
 
-pub async fn set_namespace_quota(
-    db: impl PgExecutor<'_>,
+/// Changes a namespace's quota by `patch` under the row's lock; answers the quota before and
+/// after.
+pub async fn change_namespace_quota(
+    db: &mut sqlx::PgConnection,
     tenant_id: Uuid,
     name: &str,
-    q: Quota,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "update tenant_namespace set cpu_milli = $3, memory_bytes = $4, storage_bytes = $5, pods = $6, load_balancers = $7
-         where tenant_id = $1 and name = $2",
+    patch: QuotaPatch,
+) -> sqlx::Result<(Quota, Quota)> {
+    let before = sqlx::query_as!(
+        NamespaceRow,
+        "select tenant_id, name, cpu_milli, memory_bytes, storage_bytes, pods, load_balancers
+         from tenant_namespace where tenant_id = $1 and name = $2 for update",
+        tenant_id,
+        name,
     )
-    .bind(tenant_id)
-        .bind(name)
-        .bind(q.cpu_milli)
-        .bind(q.memory_bytes)
-        .bind(q.storage_bytes)
-        .bind(q.pods)
-        .bind(q.load_balancers)
-        .execute(db)
-        .await?;
-    Ok(())
+    .fetch_one(&mut *db)
+    .await?
+    .quota();
+    let after = patch.apply_to(before);
+    sqlx::query!(
+        "update tenant_namespace
+            set cpu_milli = $3, memory_bytes = $4, storage_bytes = $5, pods = $6, load_balancers = $7
+         where tenant_id = $1 and name = $2",
+        tenant_id,
+        name,
+        after.cpu_milli,
+        after.memory_bytes,
+        after.storage_bytes,
+        after.pods,
+        after.load_balancers,
+    )
+    .execute(&mut *db)
+    .await?;
+    Ok((before, after))
 }
 
 /// The unique index that keeps a Kubernetes namespace name to one tenant.
@@ -133,47 +205,33 @@ pub async fn insert_namespace(
     kube_name: &str,
     q: Quota,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "insert into tenant_namespace (tenant_id, name, kube_name, cpu_milli, memory_bytes, storage_bytes, pods, load_balancers)
          values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        tenant_id,
+        name,
+        kube_name,
+        q.cpu_milli,
+        q.memory_bytes,
+        q.storage_bytes,
+        q.pods,
+        q.load_balancers,
     )
-    .bind(tenant_id)
-    .bind(name)
-    .bind(kube_name)
-    .bind(q.cpu_milli)
-    .bind(q.memory_bytes)
-    .bind(q.storage_bytes)
-    .bind(q.pods)
-    .bind(q.load_balancers)
     .execute(db)
     .await?;
     Ok(())
 }
 
+/// A tenant not yet gone, by name.
 pub async fn by_name(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<TenantRow>> {
-    sqlx::query_as(&format!("{SELECT} where t.name = $1 and t.gone_at is null"))
-        .bind(name)
+    select_tenants!("where t.name = $1 and t.gone_at is null", name)
         .fetch_optional(db)
         .await
 }
 
-/// A tenant and its namespaces by name, in one round trip.
-pub async fn with_namespaces_by_name(
-    db: impl PgExecutor<'_>,
-    name: &str,
-) -> sqlx::Result<Option<TenantWithNamespaces>> {
-    sqlx::query_as(&format!(
-        "select x.*, coalesce((select json_agg(n order by n.name) from tenant_namespace n where n.tenant_id = x.tenant_id), '[]') as namespaces
-         from ({SELECT} where t.name = $1 and t.gone_at is null) x"
-    ))
-    .bind(name)
-    .fetch_optional(db)
-    .await
-}
-
+/// A tenant by id, even once gone.
 pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<TenantRow>> {
-    sqlx::query_as(&format!("{SELECT} where t.tenant_id = $1"))
-        .bind(id)
+    select_tenants!("where t.tenant_id = $1", id)
         .fetch_optional(db)
         .await
 }
@@ -187,56 +245,71 @@ pub async fn list(
     after: Option<&str>,
     limit: i64,
 ) -> sqlx::Result<Vec<TenantRow>> {
-    sqlx::query_as(&format!(
-        "{SELECT} where t.gone_at is null and ($1::uuid is null or t.organization_id = $1)
+    select_tenants!(
+        "where t.gone_at is null and ($1::uuid is null or t.organization_id = $1)
            and ($2::uuid is null or t.tenant_id = $2)
            and ($3::text is null or o.name = $3)
            and ($4::text is null or t.name > $4)
-         order by t.name limit $5"
-    ))
-    .bind(only_organization)
-    .bind(only_tenant)
-    .bind(organization_name)
-    .bind(after)
-    .bind(limit)
+         order by t.name limit $5",
+        only_organization,
+        only_tenant,
+        organization_name,
+        after,
+        limit,
+    )
     .fetch_all(db)
     .await
 }
 
+/// The namespaces of these tenants, by tenant and name.
 pub async fn namespaces(
     db: impl PgExecutor<'_>,
     tenant_ids: &[Uuid],
 ) -> sqlx::Result<Vec<NamespaceRow>> {
-    sqlx::query_as(
-        "select * from tenant_namespace where tenant_id = any($1) order by tenant_id, name",
+    sqlx::query_as!(
+        NamespaceRow,
+        "select tenant_id, name, cpu_milli, memory_bytes, storage_bytes, pods, load_balancers
+         from tenant_namespace where tenant_id = any($1) order by tenant_id, name",
+        tenant_ids,
     )
-    .bind(tenant_ids)
     .fetch_all(db)
     .await
 }
 
-/// Whether a tenant (`t`) holds capacity: until it is gone from the cluster, unless the cluster
-/// refused it before ever running it.
-pub const HOLDS_CAPACITY: &str =
-    "t.gone_at is null and not (t.apply_refused and t.applied_version = 0)";
-
 /// Every namespace that holds capacity, with its tenant's name and organization.
-pub async fn all_namespaces(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<TenantNamespaceRow>> {
-    sqlx::query_as(&format!(
-        "select t.organization_id, t.name as tenant, n.* from tenant_namespace n join tenant t using (tenant_id)
-         where {HOLDS_CAPACITY}"
-    ))
+pub async fn held_namespaces(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<HeldNamespaceRow>> {
+    let rows = sqlx::query!(
+        r#"select organization_id as "organization_id!", tenant as "tenant!", name as "name!",
+                  cpu_milli as "cpu_milli!", memory_bytes as "memory_bytes!",
+                  storage_bytes as "storage_bytes!", pods as "pods!", load_balancers as "load_balancers!"
+           from held_namespace"#
+    )
     .fetch_all(db)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| HeldNamespaceRow {
+            organization_id: r.organization_id,
+            tenant: r.tenant,
+            name: r.name,
+            quota: Quota {
+                cpu_milli: r.cpu_milli,
+                memory_bytes: r.memory_bytes,
+                storage_bytes: r.storage_bytes,
+                pods: r.pods,
+                load_balancers: r.load_balancers,
+            },
+        })
+        .collect())
 }
 
 /// Records that the tenant's desired state changed; answers the new version.
 pub async fn bump_version(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "update tenant set spec_version = spec_version + 1, next_apply_at = null, updated_at = now()
          where tenant_id = $1 returning spec_version",
+        tenant_id,
     )
-    .bind(tenant_id)
     .fetch_one(db)
     .await
 }
@@ -246,13 +319,13 @@ pub async fn mark_applied(
     tenant_id: Uuid,
     version: i64,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "update tenant set applied_version = greatest(applied_version, $2), applied_at = now(), apply_error = null,
                 apply_attempts = 0, next_apply_at = null, apply_refused = false
          where tenant_id = $1",
+        tenant_id,
+        version,
     )
-    .bind(tenant_id)
-    .bind(version)
     .execute(db)
     .await?;
     Ok(())
@@ -267,17 +340,17 @@ pub async fn mark_apply_failed(
     refused: bool,
     retry_in: f64,
 ) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "update tenant t set apply_error = $2, apply_refused = $3, apply_attempts = t.apply_attempts + 1,
                 next_apply_at = now() + make_interval(secs => $4)
          from (select tenant_id, apply_error from tenant where tenant_id = $1) before
          where t.tenant_id = before.tenant_id
          returning before.apply_error",
+        tenant_id,
+        error,
+        refused,
+        retry_in,
     )
-    .bind(tenant_id)
-    .bind(error)
-    .bind(refused)
-    .bind(retry_in)
     .fetch_one(db)
     .await
 }
@@ -286,14 +359,14 @@ pub async fn mark_apply_failed(
 /// `all`, also every other tenant the cluster has not refused (the periodic full pass). Never
 /// an offboarded one.
 pub async fn to_apply(db: impl PgExecutor<'_>, all: bool) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "select tenant_id from tenant
          where offboarded_at is null
            and (($1 and not apply_refused)
                 or (applied_version < spec_version and (next_apply_at is null or next_apply_at <= now())))
          order by name",
+        all,
     )
-    .bind(all)
     .fetch_all(db)
     .await
 }
@@ -301,8 +374,8 @@ pub async fn to_apply(db: impl PgExecutor<'_>, all: bool) -> sqlx::Result<Vec<Uu
 /// How many tenants the cluster does not have the latest desired state of (offboarded ones
 /// aside).
 pub async fn count_unapplied(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "select count(*) from tenant where offboarded_at is null and applied_version < spec_version",
+    sqlx::query_scalar!(
+        r#"select count(*) as "count!" from tenant where offboarded_at is null and applied_version < spec_version"#,
     )
     .fetch_one(db)
     .await
@@ -314,20 +387,29 @@ pub async fn mark_offboarded(
     tenant_id: Uuid,
     by: &str,
 ) -> sqlx::Result<bool> {
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "update tenant set offboarded_at = now(), offboarded_by = $2, updated_at = now()
          where tenant_id = $1 and offboarded_at is null",
+        tenant_id,
+        by,
     )
-    .bind(tenant_id)
-    .bind(by)
     .execute(db)
     .await?;
     Ok(updated.rows_affected() == 1)
 }
 
-/// Offboarded tenants the cluster may still hold: (id, name, organization).
-pub async fn terminating(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, String, Uuid)>> {
-    sqlx::query_as(
+/// An offboarded tenant the cluster may still hold.
+#[derive(Debug, Clone)]
+pub struct Terminating {
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub organization_id: Uuid,
+}
+
+/// Offboarded tenants the cluster may still hold.
+pub async fn terminating(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Terminating>> {
+    sqlx::query_as!(
+        Terminating,
         "select tenant_id, name, organization_id from tenant
          where offboarded_at is not null and gone_at is null order by name",
     )
@@ -338,19 +420,21 @@ pub async fn terminating(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, Str
 /// Records that the cluster no longer has the tenant: its namespace names are free again.
 /// Answers false when it was already recorded.
 pub async fn mark_gone(db: &mut sqlx::PgConnection, tenant_id: Uuid) -> sqlx::Result<bool> {
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "update tenant set gone_at = now(), updated_at = now()
          where tenant_id = $1 and offboarded_at is not null and gone_at is null",
+        tenant_id,
     )
-    .bind(tenant_id)
     .execute(&mut *db)
     .await?;
     if updated.rows_affected() == 0 {
         return Ok(false);
     }
-    sqlx::query("update tenant_namespace set released_at = now() where tenant_id = $1")
-        .bind(tenant_id)
-        .execute(&mut *db)
-        .await?;
+    sqlx::query!(
+        "update tenant_namespace set released_at = now() where tenant_id = $1",
+        tenant_id,
+    )
+    .execute(&mut *db)
+    .await?;
     Ok(true)
 }

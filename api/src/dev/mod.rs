@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use govcloud_operator::crd::Tenant;
+use govcloud_tenant::crd::Tenant;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
@@ -66,6 +66,20 @@ pub enum DevError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A database URL fit to print: its password, if any, replaced by `***`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -162,7 +176,7 @@ async fn run_with_database(
          \n  API          http://{api}   (OpenAPI document: http://{api}/openapi.json)\
          \n  kubeconfig   {kc}   (kubectl and helm against the simulated cluster at {sim})\
          \n  tokens       {tk}   (one API token per role: {roles})\
-         \n  database     {db}\
+         \n  database     {db}   (psql \"{db_url}\")\
          \n  state        {dir}\
          \n\n  try:  curl -H \"Authorization: Bearer $(python3 -c 'import json;print(json.load(open(\"{tk}\"))[\"org-admin\"])')\" http://{api}/v1/tenants\n",
         kc = kubeconfig.display(),
@@ -174,6 +188,7 @@ async fn run_with_database(
         } else {
             "the one given by --database-url"
         },
+        db_url = redact_password(&url),
         dir = dir.display(),
     );
     let served = run(
@@ -192,4 +207,21 @@ async fn run_with_database(
     sim.shutdown().await;
     println!("govcloud dev stopped");
     served.map_err(DevError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_database_urls_carry_no_password() {
+        assert_eq!(
+            redact_password("postgres://govcloud:s3cret@db:5432/govcloud"),
+            "postgres://govcloud:***@db:5432/govcloud"
+        );
+        assert_eq!(
+            redact_password("postgres://postgres@127.0.0.1:5432/postgres"),
+            "postgres://postgres@127.0.0.1:5432/postgres"
+        );
+    }
 }

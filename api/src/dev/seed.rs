@@ -2,7 +2,8 @@
 //! "someone else's tenant" can be tried), and one user per role with an API token.
 //!
 //! Everything but the first platform admin goes through the API's own routes, so the demo is
-//! validated, applied to the cluster and audited like any real onboarding.
+//! validated, applied to the cluster and audited like any real onboarding. The tokens file is
+//! readable by its owner only.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,8 +13,9 @@ use axum::http::{Method, Request, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::auth::{Role, tokens};
 use crate::db::principals::{self, NewPrincipal};
+use crate::domain::principal::Role;
+use crate::domain::token;
 use crate::{AppState, app, db};
 
 pub const PROVINCE: &str = "demo-province";
@@ -74,7 +76,7 @@ fn tenants() -> Vec<Value> {
     ]
 }
 
-async fn post(state: &AppState, token: &str, path: &str, body: &Value) -> Result<(), String> {
+async fn post(state: &AppState, token: &str, path: &str, body: &Value) -> Result<Value, String> {
     let request = Request::builder()
         .method(Method::POST)
         .uri(path)
@@ -87,12 +89,12 @@ async fn post(state: &AppState, token: &str, path: &str, body: &Value) -> Result
         .await
         .map_err(|e| e.to_string())?;
     let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .unwrap_or_default();
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| format!("POST {path}: {e}"));
+    }
     Err(format!(
         "POST {path} answered {status}: {}",
         String::from_utf8_lossy(&bytes)
@@ -104,8 +106,8 @@ async fn token_for(state: &AppState, name: &str) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("principal {name} is missing"))?;
-    let token = tokens::generate();
-    principals::insert_token(&state.db, id, &tokens::hash(&token))
+    let token = token::generate();
+    principals::insert_token(&state.db, id, &token::hash(&token), None)
         .await
         .map_err(|e| e.to_string())?;
     Ok(token)
@@ -125,7 +127,7 @@ pub async fn seed(
         let tokens: BTreeMap<String, String> = serde_json::from_str(&text).unwrap_or_default();
         let mut valid = !tokens.is_empty();
         for t in tokens.values() {
-            valid &= principals::by_token_hash(&state.db, &tokens::hash(t))
+            valid &= principals::by_token_hash(&state.db, &token::hash(t))
                 .await
                 .map_err(|e| e.to_string())?
                 .is_some();
@@ -134,6 +136,7 @@ pub async fn seed(
             return Ok(tokens);
         }
     }
+    let mut tokens = BTreeMap::new();
     if !seeded {
         let (admin, _, _, _) = USERS[0];
         principals::insert(
@@ -144,6 +147,7 @@ pub async fn seed(
                 organization_id: None,
                 tenant_id: None,
                 oidc_subject: None,
+                created_by: "system:dev",
             },
         )
         .await
@@ -155,41 +159,39 @@ pub async fn seed(
         for t in tenants() {
             post(state, &token, "/v1/tenants", &t).await?;
         }
+        tokens.insert(Role::PlatformAdmin.to_string(), token.clone());
+        // The others are registered through the API, as a platform admin would.
         for (name, role, org, tenant) in &USERS[1..] {
-            let organization_id = match org {
-                Some(o) => db::organizations::by_name(&state.db, o)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map(|o| o.organization_id),
-                None => None,
-            };
-            let tenant_id = match tenant {
-                Some(t) => db::tenants::by_name(&state.db, t)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map(|t| t.tenant_id),
-                None => None,
-            };
-            principals::insert(
-                &state.db,
-                NewPrincipal {
-                    name,
-                    role: *role,
-                    organization_id,
-                    tenant_id,
-                    oidc_subject: None,
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let body = json!({"name": name, "role": role, "organization": org, "tenant": tenant});
+            let answer = post(state, &token, "/v1/principals", &body).await?;
+            let issued = answer["token"]
+                .as_str()
+                .ok_or_else(|| format!("registering {name} answered no token"))?;
+            tokens.insert(role.to_string(), issued.to_string());
+        }
+    } else {
+        for (name, role, _, _) in USERS {
+            tokens.insert(role.to_string(), token_for(state, name).await?);
         }
     }
-    let mut tokens = BTreeMap::new();
-    for (name, role, _, _) in USERS {
-        tokens.insert(role.to_string(), token_for(state, name).await?);
-    }
     let text = serde_json::to_string_pretty(&tokens).map_err(|e| e.to_string())?;
-    std::fs::write(tokens_path, format!("{text}\n"))
+    write_private(tokens_path, &format!("{text}\n"))
         .map_err(|e| format!("writing {}: {e}", tokens_path.display()))?;
     Ok(tokens)
+}
+
+/// Writes a file only its owner may read (it holds API tokens), whatever it was before.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path)?;
+    // A file made by an older run keeps its mode on open: tighten it too.
+    #[cfg(unix)]
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
 }

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use govcloud_api::cluster::KubeconfigTarget;
 use govcloud_api::{AppState, Settings, app};
-use govcloud_operator::crd::Tenant;
+use govcloud_tenant::crd::Tenant;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};

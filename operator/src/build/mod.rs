@@ -12,16 +12,13 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use crate::crd::Tenant;
-use crate::names::namespace_name;
+use govcloud_tenant::crd::Tenant;
+use govcloud_tenant::names::namespace_name;
 
-pub use crate::names::{FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_TENANT};
-pub const LABEL_ORGANIZATION: &str = "govcloud.io/organization";
-/// The short name of a tenant namespace (`prod` in `nghean-stttt-prod`), for grants' selectors.
-pub const LABEL_NAMESPACE: &str = "govcloud.io/namespace";
-
-/// The namespace govcloud itself runs in, unless configured otherwise.
-pub const DEFAULT_PLATFORM_NAMESPACE: &str = "govcloud-system";
+pub use govcloud_tenant::names::{
+    DEFAULT_INGRESS_NAMESPACE, DEFAULT_PLATFORM_NAMESPACE, FIELD_MANAGER, LABEL_MANAGED_BY,
+    LABEL_NAMESPACE, LABEL_ORGANIZATION, LABEL_TENANT,
+};
 
 /// Platform settings the builders need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +46,7 @@ impl Platform {
 impl Default for Platform {
     fn default() -> Self {
         Self {
-            ingress_namespace: "ingress-nginx".into(),
+            ingress_namespace: DEFAULT_INGRESS_NAMESPACE.into(),
             tenant_role: "govcloud-tenant-admin".into(),
             max_claims_per_namespace: 50,
             reserved_namespaces: vec![DEFAULT_PLATFORM_NAMESPACE.to_string()],

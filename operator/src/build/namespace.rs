@@ -5,8 +5,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 
 use super::{LABEL_NAMESPACE, LABEL_ORGANIZATION, meta};
-use crate::crd::{Tenant, TenantNamespace};
-use crate::names::namespace_name;
+use govcloud_tenant::crd::{Tenant, TenantNamespace};
+use govcloud_tenant::names::namespace_name;
 
 pub fn build_namespace(tenant: &Tenant, ns: &TenantNamespace) -> Namespace {
     let mut metadata = meta(tenant, &namespace_name(&tenant.name_any(), &ns.name), None);
@@ -30,7 +30,7 @@ pub fn build_namespace(tenant: &Tenant, ns: &TenantNamespace) -> Namespace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{TENANT, tenant};
+    use govcloud_tenant::fixtures::{TENANT, tenant};
 
     #[test]
     fn namespaces_carry_tenant_organization_and_pod_security() {

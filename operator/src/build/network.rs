@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::{LABEL_NAMESPACE, LABEL_TENANT, Platform, meta};
-use crate::crd::{Egress, Tenant, TenantNamespace};
-use crate::names::namespace_name;
+use govcloud_tenant::crd::{Egress, Tenant, TenantNamespace};
+use govcloud_tenant::names::namespace_name;
 
 /// Label every namespace gets from Kubernetes itself.
 const LABEL_NAMESPACE_NAME: &str = "kubernetes.io/metadata.name";
@@ -257,7 +257,7 @@ pub fn build_network_policies(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{TENANT, tenant};
+    use govcloud_tenant::fixtures::{TENANT, tenant};
 
     fn names(policies: &[NetworkPolicy]) -> Vec<String> {
         policies

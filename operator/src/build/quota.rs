@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::{Platform, meta};
-use crate::crd::{Tenant, TenantNamespace};
-use crate::names::namespace_name;
+use govcloud_tenant::crd::{Tenant, TenantNamespace};
+use govcloud_tenant::names::namespace_name;
 use kube::ResourceExt;
 
 pub const QUOTA_NAME: &str = "govcloud-quota";
@@ -84,7 +84,7 @@ pub fn build_limit_range(tenant: &Tenant, ns: &TenantNamespace) -> LimitRange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{TENANT, tenant};
+    use govcloud_tenant::fixtures::{TENANT, tenant};
 
     fn hard(rq: &ResourceQuota) -> BTreeMap<String, String> {
         rq.spec

@@ -10,11 +10,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 
 use super::{FIELD_MANAGER, LABEL_MANAGED_BY, Platform, meta};
-use crate::crd::{OwnerKind, Tenant, TenantNamespace};
-use crate::names::namespace_name;
+use govcloud_tenant::crd::{OwnerKind, Tenant, TenantNamespace};
+use govcloud_tenant::names::namespace_name;
 
 pub const OWNERS_BINDING: &str = "govcloud-owners";
-pub const DEPLOYER: &str = "deployer";
+pub use govcloud_tenant::names::DEPLOYER;
 pub const DEPLOYER_BINDING: &str = "govcloud-deployer";
 
 const ALL: &[&str] = &[
@@ -200,7 +200,7 @@ pub fn build_deployer_role_binding(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{TENANT, tenant};
+    use govcloud_tenant::fixtures::{TENANT, tenant};
 
     fn writes(role: &ClusterRole, group: &str, resource: &str) -> bool {
         role.rules.clone().unwrap_or_default().iter().any(|r| {

@@ -23,8 +23,8 @@ use crate::build::rbac::{
 use crate::build::{
     FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_TENANT, Platform, namespace::build_namespace,
 };
-use crate::crd::Tenant;
-use crate::names::{Claim, judge_namespace, namespace_name};
+use govcloud_tenant::crd::Tenant;
+use govcloud_tenant::names::{Claim, judge_namespace, namespace_name};
 
 /// Server-side applies one object, forcing ownership of the fields the operator manages.
 pub async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K, Error>

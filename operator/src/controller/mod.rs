@@ -25,9 +25,9 @@ use serde_json::json;
 
 use crate::build::network::outbound_links;
 use crate::build::{FIELD_MANAGER, LABEL_MANAGED_BY, Platform};
-use crate::crd::Tenant;
 use crate::telemetry::Telemetry;
-use crate::validate::validate;
+use govcloud_tenant::crd::Tenant;
+use govcloud_tenant::validate::validate;
 use status::{Observation, REASON_CONFLICT, build_status, build_terminating_status};
 
 /// How soon a tenant that asks for a namespace it cannot have looks again (the holder may go).
@@ -228,7 +228,7 @@ pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Ac
 async fn write_status(
     tenant: &Tenant,
     ctx: &Context,
-    status: crate::crd::TenantStatus,
+    status: govcloud_tenant::crd::TenantStatus,
 ) -> Result<(), Error> {
     if tenant.status.as_ref() == Some(&status) {
         return Ok(());
@@ -319,7 +319,7 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         },
     );
     let phase_changed = status.phase != tenant.status.as_ref().and_then(|s| s.phase);
-    let provisioning = status.phase == Some(crate::crd::Phase::Provisioning);
+    let provisioning = status.phase == Some(govcloud_tenant::crd::Phase::Provisioning);
     let ready = status.conditions.first();
     let conflict = ready
         .filter(|c| c.reason == REASON_CONFLICT)
@@ -338,7 +338,9 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     } else if phase_changed {
         let reason = format!(
             "{:?}",
-            status.phase.unwrap_or(crate::crd::Phase::Provisioning)
+            status
+                .phase
+                .unwrap_or(govcloud_tenant::crd::Phase::Provisioning)
         );
         let note = status
             .conditions
@@ -366,7 +368,9 @@ async fn cleanup_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error>
         &remaining,
         &now(),
     );
-    if tenant.status.as_ref().and_then(|s| s.phase) != Some(crate::crd::Phase::Terminating) {
+    if tenant.status.as_ref().and_then(|s| s.phase)
+        != Some(govcloud_tenant::crd::Phase::Terminating)
+    {
         ctx.event(
             tenant,
             EventType::Normal,

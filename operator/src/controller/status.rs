@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::crd::{Condition, NamespaceStatus, Phase, TenantStatus};
-use crate::validate::SpecError;
+use govcloud_tenant::crd::{Condition, NamespaceStatus, Phase, TenantStatus};
+use govcloud_tenant::validate::SpecError;
 
 /// What the operator saw of one desired namespace after applying it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use govcloud_operator::controller::Settings;
-use govcloud_operator::crd::Tenant;
 use govcloud_operator::leader::{LeaseSettings, run_as_leader};
 use govcloud_operator::telemetry::Telemetry;
+use govcloud_tenant::crd::Tenant;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, PostParams};
 use kube::{Client, CustomResourceExt};

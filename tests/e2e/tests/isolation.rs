@@ -3,7 +3,7 @@
 //! creation orders and across organizations.
 
 use govcloud_e2e::{Cluster, Kubectl, TestResult, eventually};
-use govcloud_operator::crd::{Phase, Tenant};
+use govcloud_tenant::crd::{Phase, Tenant};
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;

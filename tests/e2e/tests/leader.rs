@@ -1,7 +1,7 @@
 //! Two operator replicas: only the lease holder reconciles, and the other takes over when it stops.
 
 use govcloud_e2e::{Cluster, TestResult, eventually, tenant};
-use govcloud_operator::crd::Phase;
+use govcloud_tenant::crd::Phase;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, PostParams};

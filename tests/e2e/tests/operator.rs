@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use govcloud_e2e::{Cluster, TestResult, eventually, tenant};
-use govcloud_operator::crd::{Phase, Tenant};
+use govcloud_tenant::crd::{Phase, Tenant};
 use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount,
 };

@@ -1,0 +1,30 @@
+//! The use cases: one function per thing a person does (onboard an agency, approve a request,
+//! issue a kubeconfig, register a person…), each in one transaction with its audit entry, and
+//! the background sync loop that brings the cluster to what the database says. Handlers call
+//! these; these call [`crate::db`], [`crate::cluster`] and [`crate::domain`].
+
+pub mod audit;
+pub mod capacity;
+pub mod error;
+pub mod fit;
+pub mod kubeconfig;
+pub mod oidc;
+pub mod organizations;
+pub mod principals;
+pub mod sync;
+pub mod tenants;
+
+pub use error::{AppError, AppResult};
+
+use crate::AppState;
+
+/// Whether the API can serve: its database answers.
+pub async fn ready(state: &AppState) -> bool {
+    match crate::db::ping(&state.db).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the database does not answer");
+            false
+        }
+    }
+}

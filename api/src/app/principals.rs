@@ -1,0 +1,326 @@
+//! People and automation accounts, and their API tokens: who is calling ([`authenticate`]),
+//! and registering, listing and removing principals and rotating their tokens — platform
+//! admins for everyone, organization admins for their own organization's people. A token is
+//! shown once; revoking one takes effect on the next request (every request looks it up).
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::app::{AppError, AppResult};
+use crate::db::principals::NewPrincipal;
+use crate::db::{self, audit};
+use crate::domain::field::FieldError;
+use crate::domain::principal::{Caller, PrincipalScope, Role, check_name, scope_mismatch};
+use crate::domain::request::HORIZON_DAYS;
+use crate::domain::token;
+
+pub use crate::db::principals::PrincipalRow;
+
+/// The principal presenting `credential` (an API token, or an OIDC ID token when OIDC is
+/// configured), if any.
+pub async fn authenticate(state: &AppState, credential: &str) -> AppResult<Option<Caller>> {
+    if token::looks_like_token(credential) {
+        return Ok(db::principals::by_token_hash(&state.db, &token::hash(credential)).await?);
+    }
+    let Some(oidc) = &state.oidc else {
+        return Ok(None);
+    };
+    match oidc.verify(credential).await {
+        Ok(subject) => Ok(db::principals::by_oidc_subject(&state.db, &subject).await?),
+        Err(e) => {
+            tracing::info!(error = %e, "bearer JWT refused");
+            Ok(None)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewPrincipalDoc {
+    /// Unique for ever (the audit log names people by it): an email address works.
+    #[schema(example = "an.nguyen@nghean.gov.vn")]
+    pub name: String,
+    pub role: Role,
+    /// The organization of an org-admin or finance principal.
+    #[schema(example = "nghe-an")]
+    pub organization: Option<String>,
+    /// The tenant of a tenant-admin principal.
+    pub tenant: Option<String>,
+    /// The OIDC `sub` of the person, so their ID tokens are accepted.
+    pub oidc_subject: Option<String>,
+    /// Whether to issue an API token now (shown once in the answer); true when absent.
+    pub api_token: Option<bool>,
+    /// When that token stops working; never when absent. At most 2 years ahead.
+    pub token_expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateToken {
+    /// When the new token stops working; never when absent. At most 2 years ahead.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A token just issued: the only time it is shown.
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+fn check_expiry(field: &str, at: Option<DateTime<Utc>>, errors: &mut Vec<FieldError>) {
+    let Some(at) = at else { return };
+    let now = Utc::now();
+    if at <= now {
+        errors.push(FieldError::new(field, "must be in the future"));
+    } else if at > now + chrono::Duration::days(HORIZON_DAYS) {
+        errors.push(FieldError::new(
+            field,
+            "must be within 2 years from now; rotate the token before then",
+        ));
+    }
+}
+
+/// Issues a token for a principal, inside the caller's transaction.
+async fn issue_token(
+    tx: &mut sqlx::PgConnection,
+    principal_id: Uuid,
+    expires_at: Option<DateTime<Utc>>,
+) -> AppResult<IssuedToken> {
+    let token = token::generate();
+    db::principals::insert_token(&mut *tx, principal_id, &token::hash(&token), expires_at).await?;
+    Ok(IssuedToken { token, expires_at })
+}
+
+/// A principal the caller may see, or not found.
+fn visible(caller: &Caller, row: Option<PrincipalRow>, id: &str) -> AppResult<PrincipalRow> {
+    row.filter(|p| caller.sees_principal(&p.scope()))
+        .ok_or_else(|| AppError::not_found("principal", id))
+}
+
+fn parse_id(id: &str) -> AppResult<Uuid> {
+    id.parse::<Uuid>()
+        .map_err(|_| AppError::not_found("principal", id))
+}
+
+/// A page of the principals the caller may see, by name: platform admins and auditors see
+/// everyone, organization admins their organization's people.
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    role: Option<Role>,
+    after: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<PrincipalRow>> {
+    caller.require(
+        &[Role::PlatformAdmin, Role::Auditor, Role::OrgAdmin],
+        "list principals",
+    )?;
+    Ok(db::principals::list(&state.db, caller.organization_filter(), role, after, limit).await?)
+}
+
+pub async fn show(state: &AppState, caller: &Caller, id: &str) -> AppResult<PrincipalRow> {
+    caller.require(
+        &[Role::PlatformAdmin, Role::Auditor, Role::OrgAdmin],
+        "read principals",
+    )?;
+    let row = db::principals::get(&state.db, parse_id(id)?).await?;
+    visible(caller, row, id)
+}
+
+/// Registers a principal, with an API token unless asked not to.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    body: &NewPrincipalDoc,
+) -> AppResult<(PrincipalRow, Option<IssuedToken>)> {
+    caller.require(
+        &[Role::PlatformAdmin, Role::OrgAdmin],
+        "register principals",
+    )?;
+    let mut errors = Vec::new();
+    if let Err(m) = check_name(&body.name) {
+        errors.push(FieldError::new("name", m));
+    }
+    if let Some(why) = scope_mismatch(
+        body.role,
+        body.organization.is_some(),
+        body.tenant.is_some(),
+    ) {
+        errors.push(FieldError::new("role", why));
+    }
+    if body
+        .oidc_subject
+        .as_deref()
+        .is_some_and(|s| s.trim().is_empty() || s.len() > 255)
+    {
+        errors.push(FieldError::new(
+            "oidcSubject",
+            "must be 1 to 255 characters",
+        ));
+    }
+    let wants_token = body.api_token.unwrap_or(true);
+    if !wants_token && body.token_expires_at.is_some() {
+        errors.push(FieldError::new(
+            "tokenExpiresAt",
+            "only with an API token (apiToken true)",
+        ));
+    }
+    if !wants_token && body.oidc_subject.is_none() {
+        errors.push(FieldError::new(
+            "apiToken",
+            "a principal needs an API token or an OIDC subject to sign in with",
+        ));
+    }
+    check_expiry("tokenExpiresAt", body.token_expires_at, &mut errors);
+    AppError::check(errors)?;
+    let organization_id = match &body.organization {
+        Some(o) => Some(
+            crate::app::organizations::visible(state, caller, o)
+                .await?
+                .organization_id,
+        ),
+        None => None,
+    };
+    let (tenant_id, tenant_org) = match &body.tenant {
+        Some(t) => {
+            let t = crate::app::tenants::visible(state, caller, t).await?;
+            crate::app::tenants::ensure_active(&t)?;
+            (Some(t.tenant_id), Some(t.organization_id))
+        }
+        None => (None, None),
+    };
+    caller.manages(&PrincipalScope {
+        role: body.role,
+        organization_id: organization_id.or(tenant_org),
+        tenant_id,
+    })?;
+    let mut tx = state.db.begin().await?;
+    let id = db::principals::insert(
+        &mut *tx,
+        NewPrincipal {
+            name: &body.name,
+            role: body.role,
+            organization_id,
+            tenant_id,
+            oidc_subject: body.oidc_subject.as_deref(),
+            created_by: &caller.name,
+        },
+    )
+    .await
+    .map_err(|e| {
+        if db::is_unique_violation(&e) {
+            AppError::Conflict(format!(
+                "a principal named {:?} or with that OIDC subject exists or existed: names are never reused",
+                body.name
+            ))
+        } else {
+            e.into()
+        }
+    })?;
+    let issued = match wants_token {
+        true => Some(issue_token(&mut tx, id, body.token_expires_at).await?),
+        false => None,
+    };
+    audit::record(
+        &mut *tx,
+        audit::Event {
+            actor: &caller.into(),
+            action: "principal.create",
+            object_kind: "principal",
+            object_id: body.name.clone(),
+            organization_id: organization_id.or(tenant_org),
+            tenant_id,
+            detail: json!({
+                "id": id, "role": body.role, "oidc": body.oidc_subject.is_some(),
+                "apiToken": wants_token, "tokenExpiresAt": body.token_expires_at,
+            }),
+        },
+    )
+    .await?;
+    let row = db::principals::get(&mut *tx, id)
+        .await?
+        .ok_or_else(|| AppError::Internal("principal vanished".into()))?;
+    tx.commit().await?;
+    Ok((row, issued))
+}
+
+/// Removes a principal: its tokens stop working at once and its OIDC identity is no longer
+/// accepted. Nobody removes themselves (so an organization never locks itself out by mistake).
+pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> AppResult<()> {
+    let mut tx = state.db.begin().await?;
+    let row = db::principals::lock(&mut *tx, parse_id(id)?).await?;
+    let row = visible(caller, row, id)?;
+    caller.manages(&row.scope())?;
+    if row.name == caller.name {
+        return Err(AppError::Conflict(
+            "a principal cannot remove itself; ask another admin".into(),
+        ));
+    }
+    db::principals::mark_deleted(&mut *tx, row.principal_id, &caller.name).await?;
+    let revoked = db::principals::revoke_tokens(&mut *tx, row.principal_id, &caller.name).await?;
+    audit::record(
+        &mut *tx,
+        audit::Event {
+            actor: &caller.into(),
+            action: "principal.delete",
+            object_kind: "principal",
+            object_id: row.name.clone(),
+            organization_id: row.organization_id,
+            tenant_id: row.tenant_id,
+            detail: json!({ "id": row.principal_id, "role": row.role, "revokedTokens": revoked }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Issues a new API token for a principal and revokes all its others: for the principal
+/// itself, and for whoever manages it.
+pub async fn rotate_token(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: &RotateToken,
+) -> AppResult<(PrincipalRow, IssuedToken)> {
+    let mut errors = Vec::new();
+    check_expiry("expiresAt", body.expires_at, &mut errors);
+    let mut tx = state.db.begin().await?;
+    let row = db::principals::lock(&mut *tx, parse_id(id)?).await?;
+    let own = row.as_ref().is_some_and(|r| r.name == caller.name);
+    let row = match own {
+        true => row.ok_or_else(|| AppError::not_found("principal", id))?,
+        false => {
+            let row = visible(caller, row, id)?;
+            caller.manages(&row.scope())?;
+            row
+        }
+    };
+    AppError::check(errors)?;
+    let revoked = db::principals::revoke_tokens(&mut *tx, row.principal_id, &caller.name).await?;
+    let issued = issue_token(&mut tx, row.principal_id, body.expires_at).await?;
+    audit::record(
+        &mut *tx,
+        audit::Event {
+            actor: &caller.into(),
+            action: "principal.token.rotate",
+            object_kind: "principal",
+            object_id: row.name.clone(),
+            organization_id: row.organization_id,
+            tenant_id: row.tenant_id,
+            detail: json!({
+                "id": row.principal_id, "revokedTokens": revoked, "expiresAt": issued.expires_at,
+            }),
+        },
+    )
+    .await?;
+    let row = db::principals::get(&mut *tx, row.principal_id)
+        .await?
+        .ok_or_else(|| AppError::Internal("principal vanished".into()))?;
+    tx.commit().await?;
+    Ok((row, issued))
+}

@@ -1,0 +1,385 @@
+//! Tenants (agencies): onboarding stores one and applies its Tenant; offboarding removes it
+//! from the cluster while its records stay; reading one joins the status the operator reports.
+
+use chrono::Utc;
+use govcloud_tenant::crd::{Billing, Limits, Network, Owner, PodSecurityLevel, TenantStatus};
+use govcloud_tenant::names::namespace_name;
+use govcloud_tenant::validate::validate;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::app::fit::{Change, judge};
+use crate::app::sync::{Apply, apply_tenant, remove_offboarded_tenant};
+use crate::app::{AppError, AppResult};
+use crate::db::{self, audit, quota_changes};
+use crate::domain::field::{DISPLAY_NAME, FieldError, check_text};
+use crate::domain::principal::{Caller, Role, Scope};
+use crate::domain::quota::{Quota, QuotaDoc};
+use crate::domain::tenant::{Agency, AgencyNamespace, build_tenant};
+
+pub use crate::db::quota_changes::QuotaChangeRow;
+pub use crate::db::tenants::{NamespaceRow, TenantRow};
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceDoc {
+    /// The short name; the namespace in the cluster is `<tenant>-<name>`.
+    #[schema(example = "prod")]
+    pub name: String,
+    pub quota: QuotaDoc,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewTenantDoc {
+    /// A DNS label; it prefixes the tenant's namespace names.
+    #[schema(example = "nghean-stttt")]
+    pub name: String,
+    #[schema(example = "Sở Thông tin và Truyền thông Nghệ An")]
+    pub display_name: String,
+    #[schema(example = "nghe-an")]
+    pub organization: String,
+    #[serde(default)]
+    pub owners: Vec<Owner>,
+    pub namespaces: Vec<NamespaceDoc>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub pod_security: PodSecurityLevel,
+    #[serde(default)]
+    pub network: Network,
+    pub billing: Billing,
+}
+
+/// A tenant with its namespaces and what the operator last reported of it.
+pub struct TenantView {
+    pub row: TenantRow,
+    pub namespaces: Vec<NamespaceRow>,
+    pub status: Option<TenantStatus>,
+}
+
+/// Refuses changes to a tenant being offboarded.
+pub fn ensure_active(t: &TenantRow) -> AppResult<()> {
+    match t.offboarded_at {
+        Some(_) => Err(AppError::Offboarding(t.name.clone())),
+        None => Ok(()),
+    }
+}
+
+/// A tenant the caller may see, or not found.
+pub async fn visible(state: &AppState, caller: &Caller, name: &str) -> AppResult<TenantRow> {
+    db::tenants::by_name(&state.db, name)
+        .await?
+        .filter(|t| caller.sees(Scope::tenant(t.organization_id, t.tenant_id)))
+        .ok_or_else(|| AppError::not_found("tenant", name))
+}
+
+/// A tenant the caller may see, with its namespaces, or not found.
+pub async fn visible_with_namespaces(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> AppResult<(TenantRow, Vec<NamespaceRow>)> {
+    let t = visible(state, caller, name).await?;
+    let namespaces = db::tenants::namespaces(&state.db, &[t.tenant_id]).await?;
+    Ok((t, namespaces))
+}
+
+async fn views(state: &AppState, rows: Vec<TenantRow>) -> AppResult<Vec<TenantView>> {
+    let ids: Vec<Uuid> = rows.iter().map(|t| t.tenant_id).collect();
+    let mut namespaces = db::tenants::namespaces(&state.db, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (mine, rest) = namespaces
+                .drain(..)
+                .partition(|n: &NamespaceRow| n.tenant_id == row.tenant_id);
+            namespaces = rest;
+            TenantView {
+                status: state.cluster.tenant_status(&row.name),
+                namespaces: mine,
+                row,
+            }
+        })
+        .collect())
+}
+
+/// A page of the tenants the caller may see, by name.
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    organization: Option<&str>,
+    after: Option<&str>,
+    limit: i64,
+) -> AppResult<Vec<TenantView>> {
+    let rows = db::tenants::list(
+        &state.db,
+        caller.organization_filter(),
+        caller.tenant_filter(),
+        organization,
+        after,
+        limit,
+    )
+    .await?;
+    views(state, rows).await
+}
+
+/// A tenant the caller may see.
+pub async fn show(state: &AppState, caller: &Caller, name: &str) -> AppResult<TenantView> {
+    let row = visible(state, caller, name).await?;
+    view_by_id(state, row.tenant_id).await
+}
+
+/// A tenant just written, read back by id (even while it terminates).
+async fn view_by_id(state: &AppState, tenant_id: Uuid) -> AppResult<TenantView> {
+    let row = db::tenants::by_id(&state.db, tenant_id)
+        .await?
+        .ok_or_else(|| AppError::Internal("tenant vanished".into()))?;
+    views(state, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::Internal("tenant vanished".into()))
+}
+
+/// Field errors of the Tenant's validation, renamed to the request's fields.
+fn request_field(f: &str) -> String {
+    match f {
+        "metadata.name" => "name".into(),
+        other => other.strip_prefix("spec.").unwrap_or(other).to_string(),
+    }
+}
+
+/// Checks a new tenant as the cluster would, every bad field at once; answers its quotas.
+fn check_new_tenant(body: &NewTenantDoc) -> AppResult<Vec<Quota>> {
+    let mut errors = Vec::new();
+    check_text("displayName", &body.display_name, DISPLAY_NAME, &mut errors);
+    let quotas: Vec<Option<Quota>> = body
+        .namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            n.quota
+                .parse(&format!("namespaces[{i}].quota"), &mut errors)
+        })
+        .collect();
+    // The very Tenant the cluster will get (bad quotas as zero: they are already reported).
+    let candidate = build_tenant(&Agency {
+        name: body.name.clone(),
+        display_name: body.display_name.clone(),
+        organization: body.organization.clone(),
+        owners: body.owners.clone(),
+        namespaces: body
+            .namespaces
+            .iter()
+            .zip(&quotas)
+            .map(|(n, q)| AgencyNamespace {
+                name: n.name.clone(),
+                quota: q.unwrap_or_default(),
+            })
+            .collect(),
+        limits: body.limits.clone(),
+        pod_security: body.pod_security,
+        network: body.network.clone(),
+        billing: body.billing.clone(),
+        suspended: false,
+    });
+    if let Err(spec_errors) = validate(&candidate) {
+        for e in spec_errors {
+            let field = request_field(&e.field);
+            if !errors.iter().any(|x: &FieldError| x.field == field) {
+                errors.push(FieldError::new(field, e.message));
+            }
+        }
+    }
+    AppError::check(errors)?;
+    Ok(quotas.into_iter().flatten().collect())
+}
+
+/// Onboards an agency: stores it, applies its Tenant, and records its first quotas in the
+/// timeline. Platform admins, and organization admins within their organization.
+pub async fn onboard(
+    state: &AppState,
+    caller: &Caller,
+    body: &NewTenantDoc,
+) -> AppResult<TenantView> {
+    caller.require(&[Role::PlatformAdmin, Role::OrgAdmin], "onboard tenants")?;
+    let org = crate::app::organizations::visible(state, caller, &body.organization).await?;
+    let quotas = check_new_tenant(body)?;
+    // Names the platform keeps, and names the cluster already has for someone else, are
+    // refused before anything is written; the database's unique index settles any race.
+    for n in &body.namespaces {
+        let full = namespace_name(&body.name, &n.name);
+        if let Some(why) =
+            state
+                .cluster
+                .namespace_taken(&full, &body.name, &state.settings.platform_namespaces)
+        {
+            return Err(AppError::NamespaceTaken(why));
+        }
+    }
+    let additions = body
+        .namespaces
+        .iter()
+        .zip(&quotas)
+        .map(|(n, q)| ((body.name.clone(), n.name.clone()), *q))
+        .collect();
+
+    let mut tx = state.db.begin().await?;
+    let judgement = judge(&mut tx, state, &org, &Change::Add(additions)).await?;
+    let tenant_id = db::tenants::insert(
+        &mut *tx,
+        db::tenants::NewTenant {
+            name: &body.name,
+            organization_id: org.organization_id,
+            display_name: &body.display_name,
+            owners: &body.owners,
+            limits: &body.limits,
+            pod_security: body.pod_security,
+            network: &body.network,
+            billing: &body.billing,
+        },
+    )
+    .await
+    .map_err(|e| {
+        if db::is_unique_violation(&e) {
+            AppError::Conflict(format!(
+                "tenant name {:?} is taken: tenant names are never reused, even after offboarding",
+                body.name
+            ))
+        } else {
+            e.into()
+        }
+    })?;
+    let now = Utc::now();
+    for (n, q) in body.namespaces.iter().zip(&quotas) {
+        let full = namespace_name(&body.name, &n.name);
+        db::tenants::insert_namespace(&mut *tx, tenant_id, &n.name, &full, *q)
+            .await
+            .map_err(|e| {
+                if db::tenants::is_kube_name_taken(&e) {
+                    AppError::NamespaceTaken(format!(
+                        "namespace {full} already belongs to another tenant; choose another namespace name"
+                    ))
+                } else {
+                    e.into()
+                }
+            })?;
+        quota_changes::insert(
+            &mut *tx,
+            quota_changes::NewChange {
+                tenant_id,
+                namespace: &n.name,
+                effective_at: now,
+                changed_by: &caller.name,
+                capacity_request_id: None,
+                from: None,
+                to: *q,
+            },
+        )
+        .await?;
+    }
+    audit::record(
+        &mut *tx,
+        audit::Event {
+            actor: &caller.into(),
+            action: "tenant.create",
+            object_kind: "tenant",
+            object_id: body.name.clone(),
+            organization_id: Some(org.organization_id),
+            tenant_id: Some(tenant_id),
+            detail: json!({
+                "displayName": body.display_name,
+                "namespaces": body.namespaces,
+                "clusterCapacityChecked": judgement.cluster_checked,
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    // The cluster may be unreachable: the sync loop retries until it has the tenant.
+    apply_tenant(state, tenant_id, Apply::Always).await?;
+    view_by_id(state, tenant_id).await
+}
+
+/// Offboards an agency (platform admins, and organization admins within their organization):
+/// open capacity requests are cancelled, its reserved quota ends in the timeline now, its
+/// people's access ends, and the cluster deletes the Tenant — its namespaces first, through
+/// the operator's finalizer. Asking again while it terminates changes nothing.
+pub async fn offboard(state: &AppState, caller: &Caller, name: &str) -> AppResult<TenantView> {
+    let tenant = visible(state, caller, name).await?;
+    caller.require(&[Role::PlatformAdmin, Role::OrgAdmin], "offboard tenants")?;
+    let mut tx = state.db.begin().await?;
+    if db::tenants::mark_offboarded(&mut *tx, tenant.tenant_id, &caller.name).await? {
+        let reason = "the tenant was offboarded";
+        let cancelled =
+            db::capacity_requests::cancel_open(&mut *tx, tenant.tenant_id, &caller.name, reason)
+                .await?;
+        let now = Utc::now();
+        let namespaces = db::tenants::namespaces(&mut *tx, &[tenant.tenant_id]).await?;
+        for n in &namespaces {
+            // Reserved charges end here: the last entry of each namespace's timeline. Billing
+            // closes the agency's last invoice from it.
+            quota_changes::insert(
+                &mut *tx,
+                quota_changes::NewChange {
+                    tenant_id: tenant.tenant_id,
+                    namespace: &n.name,
+                    effective_at: now,
+                    changed_by: &caller.name,
+                    capacity_request_id: None,
+                    from: Some(n.quota()),
+                    to: Quota::default(),
+                },
+            )
+            .await?;
+        }
+        // Its admins' API tokens stop working on their next request.
+        let removed =
+            db::principals::delete_of_tenant(&mut tx, tenant.tenant_id, &caller.name).await?;
+        audit::record(
+            &mut *tx,
+            audit::Event {
+                actor: &caller.into(),
+                action: "tenant.delete",
+                object_kind: "tenant",
+                object_id: tenant.name.clone(),
+                organization_id: Some(tenant.organization_id),
+                tenant_id: Some(tenant.tenant_id),
+                detail: json!({
+                    "namespaces": namespaces.iter().map(|n| n.name.clone()).collect::<Vec<_>>(),
+                    "cancelledCapacityRequests": cancelled,
+                    "removedPrincipals": removed,
+                }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    // The cluster may be unreachable: the sync loop retries until the Tenant is gone.
+    if let Err(e) = remove_offboarded_tenant(
+        state,
+        tenant.tenant_id,
+        &tenant.name,
+        tenant.organization_id,
+    )
+    .await
+    {
+        tracing::warn!(tenant = %name, error = %e, "offboarded tenant not removed yet; will retry");
+    }
+    view_by_id(state, tenant.tenant_id).await
+}
+
+/// A page of the tenant's quota timeline, oldest first.
+pub async fn timeline(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    after: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<QuotaChangeRow>> {
+    let t = visible(state, caller, name).await?;
+    Ok(quota_changes::list(&state.db, t.tenant_id, after, limit).await?)
+}

@@ -1,0 +1,9 @@
+//! The routes, one module per resource.
+
+pub mod audit_events;
+pub mod capacity_requests;
+pub mod health;
+pub mod kubeconfig;
+pub mod organizations;
+pub mod principals;
+pub mod tenants;

@@ -1,0 +1,254 @@
+//! Tenants (agencies): onboarding, offboarding, reading one with the status the operator
+//! reports, and its quota timeline.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use govcloud_tenant::crd::{Billing, Limits, Network, Owner, PodSecurityLevel, TenantStatus};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::app::tenants::{self as use_case, NamespaceDoc, NewTenantDoc, TenantView};
+use crate::domain::principal::Caller;
+use crate::domain::quota::QuotaDoc;
+use crate::domain::tenant::{Lifecycle, SyncState};
+use crate::http::error::ApiResult;
+use crate::http::extract::{AppJson, AppQuery};
+use crate::http::page::{PageParams, next_cursor, page};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants", get(list).post(create))
+        .route("/v1/tenants/{name}", get(show).delete(offboard))
+        .route("/v1/tenants/{name}/quota-changes", get(timeline))
+}
+
+/// Whether the cluster has the tenant's latest desired state.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Sync {
+    pub state: SyncState,
+    /// Increases with every change of the tenant's desired state.
+    pub spec_version: i64,
+    /// The latest version the cluster has accepted.
+    pub applied_version: i64,
+    pub applied_at: Option<DateTime<Utc>>,
+    /// Why the last attempt to apply failed, in plain words, while it keeps failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Consecutive failed attempts.
+    pub attempts: i32,
+    /// When the next attempt is due, while failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// An agency on the shared cloud.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantDoc {
+    #[schema(example = "nghean-stttt")]
+    pub name: String,
+    pub display_name: String,
+    pub organization: String,
+    pub owners: Vec<Owner>,
+    pub namespaces: Vec<NamespaceDoc>,
+    pub limits: Limits,
+    pub pod_security: PodSecurityLevel,
+    pub network: Network,
+    pub billing: Billing,
+    pub suspended: bool,
+    pub lifecycle: Lifecycle,
+    /// When offboarding was asked for, and by whom.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offboarded_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offboarded_by: Option<String>,
+    pub sync: Sync,
+    /// What the operator reports from the cluster; absent until it has reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<TenantStatus>,
+    pub created_at: DateTime<Utc>,
+}
+
+page!(TenantPage, TenantDoc);
+
+fn tenant_doc(v: TenantView) -> TenantDoc {
+    let t = v.row;
+    TenantDoc {
+        namespaces: v
+            .namespaces
+            .iter()
+            .map(|n| NamespaceDoc {
+                name: n.name.clone(),
+                quota: n.quota().into(),
+            })
+            .collect(),
+        lifecycle: if t.offboarded_at.is_some() {
+            Lifecycle::Terminating
+        } else {
+            Lifecycle::Active
+        },
+        sync: Sync {
+            state: SyncState::of(t.sync_facts()),
+            spec_version: t.spec_version,
+            applied_version: t.applied_version,
+            applied_at: t.applied_at,
+            error: t.apply_error,
+            attempts: t.apply_attempts,
+            next_attempt_at: t.next_apply_at.filter(|_| t.apply_attempts > 0),
+        },
+        owners: t.owners.0,
+        limits: t.limits.0,
+        pod_security: t.pod_security.0,
+        network: t.network.0,
+        billing: t.billing.0,
+        suspended: t.suspended,
+        offboarded_at: t.offboarded_at,
+        offboarded_by: t.offboarded_by,
+        status: v.status,
+        name: t.name,
+        display_name: t.display_name,
+        organization: t.organization,
+        created_at: t.created_at,
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TenantFilter {
+    /// Only the tenants of this organization.
+    pub organization: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// Lists the tenants the caller may see, by name.
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
+    params(TenantFilter),
+    responses((status = 200, body = TenantPage)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppQuery(f): AppQuery<TenantFilter>,
+) -> ApiResult<AppJson<TenantPage>> {
+    let page = PageParams {
+        limit: f.limit,
+        cursor: f.cursor,
+    };
+    let limit = page.limit()?;
+    let cursor = page.cursor()?;
+    let views = use_case::list(
+        &state,
+        &caller,
+        f.organization.as_deref(),
+        cursor.as_deref(),
+        limit,
+    )
+    .await?;
+    let next = next_cursor(&views, limit, |v| v.row.name.clone());
+    Ok(AppJson(TenantPage {
+        items: views.into_iter().map(tenant_doc).collect(),
+        next_cursor: next,
+    }))
+}
+
+/// Shows a tenant: its quotas, whether the cluster has them, and the operator's status.
+#[utoipa::path(get, path = "/v1/tenants/{name}", tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name")),
+    responses((status = 200, body = TenantDoc)))]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<AppJson<TenantDoc>> {
+    Ok(AppJson(tenant_doc(
+        use_case::show(&state, &caller, &name).await?,
+    )))
+}
+
+/// Onboards an agency: stores it, applies its Tenant, and records its first quotas in the
+/// timeline. Platform admins, and organization admins within their organization.
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants",
+    request_body = NewTenantDoc,
+    responses((status = 201, body = TenantDoc)))]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(body): AppJson<NewTenantDoc>,
+) -> ApiResult<(StatusCode, AppJson<TenantDoc>)> {
+    let view = use_case::onboard(&state, &caller, &body).await?;
+    Ok((StatusCode::CREATED, AppJson(tenant_doc(view))))
+}
+
+/// Offboards an agency (platform admins, and organization admins within their organization):
+/// open capacity requests are cancelled, its reserved quota ends in the timeline now, its
+/// tenant admins can no longer sign in, and the cluster deletes the Tenant — its namespaces
+/// first, through the operator's finalizer. The tenant shows as `Terminating` until the cluster
+/// is done; then its namespace names are free. Asking again while it terminates changes nothing.
+#[utoipa::path(delete, path = "/v1/tenants/{name}", tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name")),
+    responses((status = 202, body = TenantDoc)))]
+pub(crate) async fn offboard(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, AppJson<TenantDoc>)> {
+    let view = use_case::offboard(&state, &caller, &name).await?;
+    Ok((StatusCode::ACCEPTED, AppJson(tenant_doc(view))))
+}
+
+/// One change of a namespace's quota.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaChange {
+    pub id: i64,
+    pub namespace: String,
+    /// When the change took effect.
+    pub effective_at: DateTime<Utc>,
+    pub changed_by: String,
+    /// The capacity request that asked for it; absent for onboarding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_request: Option<Uuid>,
+    /// The quota before; absent for onboarding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<QuotaDoc>,
+    pub to: QuotaDoc,
+}
+
+page!(QuotaChangePage, QuotaChange);
+
+/// The tenant's quota timeline, oldest first: every change, who made it, and which request.
+#[utoipa::path(get, path = "/v1/tenants/{name}/quota-changes", tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name"), PageParams),
+    responses((status = 200, body = QuotaChangePage)))]
+pub(crate) async fn timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    AppQuery(page): AppQuery<PageParams>,
+) -> ApiResult<AppJson<QuotaChangePage>> {
+    let limit = page.limit()?;
+    let after = page.cursor_as::<i64>()?;
+    let rows = use_case::timeline(&state, &caller, &name, after, limit).await?;
+    let next = next_cursor(&rows, limit, |r| r.quota_change_id.to_string());
+    Ok(AppJson(QuotaChangePage {
+        items: rows
+            .into_iter()
+            .map(|r| QuotaChange {
+                id: r.quota_change_id,
+                from: r.from().map(Into::into),
+                to: r.to().into(),
+                namespace: r.namespace,
+                effective_at: r.effective_at,
+                changed_by: r.changed_by,
+                capacity_request: r.capacity_request_id,
+            })
+            .collect(),
+        next_cursor: next,
+    }))
+}

@@ -229,7 +229,7 @@ async fn every_route_every_role_own_and_foreign(db: PgPool) {
     let api = TestApi::new(db).await;
     // Kubeconfigs need the deployer ServiceAccounts that the operator makes.
     support::start_operator(&api).await;
-    support::eventually(|| async {
+    govcloud_testing::eventually("deployer ServiceAccounts in every tenant", || async {
         let (s, _) = api
             .post(
                 "/v1/tenants/demo-ministry-data/kubeconfig",
@@ -251,9 +251,12 @@ async fn every_route_every_role_own_and_foreign(db: PgPool) {
                 json!({"namespace": "prod"}),
             )
             .await;
-        (s == StatusCode::OK && t == StatusCode::OK && u == StatusCode::OK).then_some(())
+        (s == StatusCode::OK && t == StatusCode::OK && u == StatusCode::OK)
+            .then_some(())
+            .ok_or(format!("ministry {s}, sotc {t}, stttt {u}"))
     })
-    .await;
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 
     let mut failures = Vec::new();
     let mut cases = 0;

@@ -143,16 +143,16 @@ async fn serve_speaks_https_with_the_configured_certificate_and_stops_on_sigterm
         .add_root_certificate(ca)
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let ready = support::eventually(|| async {
+    let ready = govcloud_testing::eventually("the HTTPS server to answer", || async {
         https
             .get(format!("https://localhost:{port}/readyz"))
             .send()
             .await
-            .map_err(|e| eprintln!("{e:?}"))
-            .ok()
             .map(|r| r.status())
+            .map_err(|e| format!("{e:?}"))
     })
-    .await;
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ready, reqwest::StatusCode::OK);
     let r = https
         .get(format!("https://localhost:{port}/v1/tenants"))

@@ -7,11 +7,12 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use govcloud_tenant::crd::Tenant;
+use govcloud_testing::eventually;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use support::{TestApi, eventually, new_request};
+use support::{TestApi, new_request};
 
 fn agency(name: &str, organization: &str, namespaces: &[&str]) -> Value {
     json!({
@@ -80,11 +81,14 @@ async fn refused(api: &TestApi, role: &str, body: Value, detail: &str) {
 /// Like [`refused`], for a name the cluster has only just got: waits until the API's watches
 /// have seen it (refusals change nothing, so retrying is harmless).
 async fn refused_once_seen(api: &TestApi, role: &str, body: Value, detail: &str) {
-    eventually(|| async {
-        let (s, _) = api.post("/v1/tenants", role, body.clone()).await;
-        (s == StatusCode::CONFLICT).then_some(())
+    eventually("the API's watches to see the refusal", || async {
+        let (s, b) = api.post("/v1/tenants", role, body.clone()).await;
+        (s == StatusCode::CONFLICT)
+            .then_some(())
+            .ok_or(format!("{s}: {b}"))
     })
-    .await;
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     refused(api, role, body, detail).await;
 }
 
@@ -351,7 +355,11 @@ async fn offboarding_removes_the_agency_then_frees_its_names(db: PgPool) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let namespaces = Api::<Namespace>::all(api.kube());
-    eventually(|| async { namespaces.get_opt("demo-bqlda-prod").await.ok()? }).await;
+    eventually("namespace demo-bqlda-prod", || async {
+        namespaces.get_opt("demo-bqlda-prod").await.ok()?
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let request = new_request(&api, "demo-bqlda", "1").await;
 
     // A tenant admin cannot offboard even its own agency.
@@ -405,14 +413,15 @@ async fn offboarding_removes_the_agency_then_frees_its_names(db: PgPool) {
     assert_eq!(body["state"], "cancelled", "{body}");
 
     // The operator deletes its namespaces, then the Tenant goes; the sync pass records it gone.
-    eventually(|| async {
+    eventually("demo-bqlda gone from the cluster", || async {
         govcloud_api::app::sync::remove_offboarded(&api.state)
             .await
             .ok()?;
         let (s, _) = api.get("/v1/tenants/demo-bqlda", "org-admin").await;
         (s == StatusCode::NOT_FOUND).then_some(())
     })
-    .await;
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         namespaces
             .get_opt("demo-bqlda-prod")
@@ -442,17 +451,20 @@ async fn offboarding_removes_the_agency_then_frees_its_names(db: PgPool) {
 
     // The namespace name is free for someone else; the tenant name is never reused.
     // (once the API's namespace watch has seen the old namespace go)
-    eventually(|| async {
-        let (s, _) = api
+    eventually("the freed name to be taken again", || async {
+        let (s, b) = api
             .post(
                 "/v1/tenants",
                 "org-admin",
                 agency("demo", "demo-province", &["bqlda-prod"]),
             )
             .await;
-        (s == StatusCode::CREATED).then_some(())
+        (s == StatusCode::CREATED)
+            .then_some(())
+            .ok_or(format!("{s}: {b}"))
     })
-    .await;
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let (status, body) = api
         .post(
             "/v1/tenants",

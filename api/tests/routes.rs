@@ -4,6 +4,7 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use govcloud_tenant::crd::Tenant;
+use govcloud_testing::eventually;
 use kube::api::Api;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -631,11 +632,17 @@ async fn a_kubeconfig_is_issued_for_the_deployer_of_a_namespace(db: PgPool) {
         "https://govcloud.io/problems/namespace-not-ready"
     );
     support::start_operator(&api).await;
-    let body = support::eventually(|| async {
-        let (status, body) = issue().await;
-        (status == StatusCode::OK).then_some(body)
-    })
-    .await;
+    let body = eventually(
+        "a kubeconfig once the operator made the deployer",
+        || async {
+            let (status, body) = issue().await;
+            (status == StatusCode::OK)
+                .then_some(body.clone())
+                .ok_or(format!("{status}: {body}"))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(body["namespace"], "demo-stttt-prod");
     let expires: chrono::DateTime<chrono::Utc> = body["expiresAt"]
         .as_str()
@@ -758,7 +765,14 @@ async fn the_full_pass_writes_only_what_drifted(db: PgPool) {
     let api = TestApi::new(db).await;
     let tenants = Api::<Tenant>::all(api.kube());
     // Once the API's watch has seen the seeded tenants, a full pass writes nothing.
-    support::eventually(|| async { (sync_writes(&api).await == 0).then_some(()) }).await;
+    eventually("a full pass that writes nothing", || async {
+        match sync_writes(&api).await {
+            0 => Ok(()),
+            n => Err(format!("{n} writes")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let before = api.sim.resource_version();
     let left = govcloud_api::app::sync::sync_once(&api.state, true)
         .await
@@ -774,13 +788,14 @@ async fn the_full_pass_writes_only_what_drifted(db: PgPool) {
         .delete("demo-sotc", &Default::default())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    support::eventually(|| async {
+    eventually("demo-sotc back in the cluster", || async {
         govcloud_api::app::sync::sync_once(&api.state, true)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         tenants.get_opt("demo-sotc").await.ok().flatten()
     })
-    .await;
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// How many writes a full pass makes now.

@@ -28,12 +28,6 @@ pub enum ApiError {
     App(#[from] AppError),
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::App(e.into())
-    }
-}
-
 impl ApiError {
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::Rejected {

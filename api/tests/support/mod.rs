@@ -176,19 +176,3 @@ pub async fn start_operator(api: &TestApi) {
         std::future::pending(),
     ));
 }
-
-/// Polls `f` until it answers `Some`, for up to 30 s.
-pub async fn eventually<T, F, Fut>(mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}

@@ -1,9 +1,8 @@
 //! Helpers for govcloud's end-to-end tests: a simulated cluster with the CRDs installed and the
 //! operator running against it through a real `kube::Client`.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use govcloud_operator::controller::Settings;
 use govcloud_operator::leader::{LeaseSettings, run_as_leader};
@@ -104,23 +103,7 @@ impl Cluster {
     }
 }
 
-/// Polls `check` until it returns `Some`, for up to 30 seconds.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> TestResult<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("timed out waiting for: {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use govcloud_testing::eventually;
 
 /// A Tenant from YAML.
 pub fn tenant(yaml: &str) -> TestResult<Tenant> {

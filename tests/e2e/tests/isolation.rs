@@ -7,8 +7,9 @@ use govcloud_tenant::crd::{Phase, Tenant};
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
+use serde_json::json;
 
 /// A tenant of `organization` with one namespace `short`, owned by the group `<name>:admins`.
 fn tenant_yaml(name: &str, organization: &str, short: &str, pods: u32) -> String {
@@ -44,6 +45,7 @@ async fn settled(client: &Client, name: &str, phase: Phase) -> TestResult<Tenant
         (s.phase == Some(phase) && s.observed_generation == t.metadata.generation).then_some(t)
     })
     .await
+    .map_err(Into::into)
 }
 
 fn ready_condition(t: &Tenant) -> (String, String, String) {
@@ -61,6 +63,7 @@ async fn delete_and_wait(client: &Client, name: &str) -> TestResult {
         api.get_opt(name).await.ok()?.is_none().then_some(())
     })
     .await
+    .map_err(Into::into)
 }
 
 /// Everything a namespace's holder relies on, as it stands: the labels, the owners' binding
@@ -136,8 +139,25 @@ async fn collide(first: (&str, &str), second: (&str, &str)) -> TestResult {
         Some(second.0)
     );
 
-    // A while later (several reconciles), the holder is exactly as it was, and still Ready.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // After another full reconcile of the loser (its spec edited, so its generation moves and
+    // the operator reports it observed), the holder is exactly as it was, and still Ready.
+    let tenants = Api::<Tenant>::all(c.client.clone());
+    let edited = tenants
+        .patch(
+            second.0,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"displayName": "Edited to be reconciled again"}})),
+        )
+        .await?;
+    let generation = edited.metadata.generation;
+    eventually("the loser reconciled at its new generation", || async {
+        let t = tenants.get(second.0).await.map_err(|e| e.to_string())?;
+        let observed = t.status.and_then(|s| s.observed_generation);
+        (observed == generation)
+            .then_some(())
+            .ok_or(format!("observed {observed:?}, generation {generation:?}"))
+    })
+    .await?;
     assert_eq!(holding(&c.client, &full).await?, before);
     settled(&c.client, first.0, Phase::Ready).await?;
     let events = Api::<k8s_openapi::api::events::v1::Event>::all(c.client.clone())

@@ -50,10 +50,11 @@ async fn ready(c: &Cluster, name: &str) -> TestResult {
         )
         .await?;
     let api = c.tenants();
-    eventually(&format!("{name} Ready"), || async {
+    eventually(format!("{name} Ready"), || async {
         (api.get(name).await.ok()?.status?.phase == Some(Phase::Ready)).then_some(())
     })
-    .await
+    .await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

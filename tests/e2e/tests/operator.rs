@@ -43,6 +43,7 @@ async fn phase_is(c: &Cluster, name: &str, phase: Phase) -> TestResult<Tenant> {
         (s.phase == Some(phase) && s.observed_generation == t.metadata.generation).then_some(t)
     })
     .await
+    .map_err(Into::into)
 }
 
 fn hard(q: &ResourceQuota) -> BTreeMap<String, String> {
@@ -404,7 +405,22 @@ async fn deleting_a_tenant_removes_its_namespaces_before_it_goes() -> TestResult
             .then_some(())
     })
     .await?;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Once the operator has reconciled after staging went, the tenant is still there.
+    eventually("a reconcile that saw staging gone", || async {
+        let t = c
+            .tenants()
+            .get("nghean-stttt")
+            .await
+            .map_err(|e| e.to_string())?;
+        let message = t
+            .status
+            .and_then(|s| s.conditions.first().map(|c| c.message.clone()))
+            .unwrap_or_default();
+        (message == "deleting namespaces: nghean-stttt-prod")
+            .then_some(())
+            .ok_or(message)
+    })
+    .await?;
     assert!(
         c.tenants().get_opt("nghean-stttt").await?.is_some(),
         "the tenant waits for its namespaces"

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use govcloud_testing::eventually;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, Pod, ResourceQuota, ServiceAccount,
@@ -37,20 +38,6 @@ fn api_error(e: Error) -> Status {
 
 fn cm(name: &str, data: serde_json::Value) -> Result<ConfigMap, serde_json::Error> {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": data}))
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F) -> TestResult
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(format!("timed out waiting for: {what}").into())
 }
 
 #[tokio::test]

@@ -64,11 +64,18 @@ enum Route {
     AuditEvents,
     /// Offboarding a tenant made for the case (in the case's organization).
     DeleteTenant,
+    ListPrincipals,
+    /// A finance officer made for the case, in the case's organization.
+    ShowPrincipal,
+    CreatePrincipal,
+    DeletePrincipal,
+    RotateToken,
 }
 
 const OK: u16 = 200;
 const CREATED: u16 = 201;
 const ACCEPTED: u16 = 202;
+const NO_CONTENT: u16 = 204;
 const FORBIDDEN: u16 = 403;
 const NOT_FOUND: u16 = 404;
 
@@ -103,6 +110,17 @@ fn expected(route: Route, whose: Whose) -> [u16; 5] {
         (Kubeconfig, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
         (DeleteTenant, Own | Sibling) => [ACCEPTED, ACCEPTED, NOT_FOUND, FORBIDDEN, FORBIDDEN],
         (DeleteTenant, Foreign) => [ACCEPTED, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (ListPrincipals, _) => [OK, OK, FORBIDDEN, FORBIDDEN, OK],
+        (ShowPrincipal, Own | Sibling) => [OK, OK, FORBIDDEN, FORBIDDEN, OK],
+        (ShowPrincipal, Foreign) => [OK, NOT_FOUND, FORBIDDEN, FORBIDDEN, OK],
+        (CreatePrincipal, Own | Sibling) => [CREATED, CREATED, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (CreatePrincipal, Foreign) => [CREATED, NOT_FOUND, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (DeletePrincipal, Own | Sibling) => {
+            [NO_CONTENT, NO_CONTENT, FORBIDDEN, FORBIDDEN, FORBIDDEN]
+        }
+        (DeletePrincipal, Foreign) => [NO_CONTENT, NOT_FOUND, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (RotateToken, Own | Sibling) => [OK, OK, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (RotateToken, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
     }
 }
 
@@ -202,10 +220,47 @@ async fn request(
             assert_eq!(status.as_u16(), CREATED, "{body}");
             (Method::DELETE, format!("/v1/tenants/{name}"), None)
         }
+        ListPrincipals => (Method::GET, "/v1/principals".into(), None),
+        ShowPrincipal => (
+            Method::GET,
+            format!("/v1/principals/{}", new_principal(api, org, n).await),
+            None,
+        ),
+        CreatePrincipal => (
+            Method::POST,
+            "/v1/principals".into(),
+            Some(json!({"name": format!("person-{n}"), "role": "finance", "organization": org})),
+        ),
+        DeletePrincipal => (
+            Method::DELETE,
+            format!("/v1/principals/{}", new_principal(api, org, n).await),
+            None,
+        ),
+        RotateToken => (
+            Method::POST,
+            format!("/v1/principals/{}/token", new_principal(api, org, n).await),
+            Some(json!({})),
+        ),
     }
 }
 
-const ROUTES: [Route; 16] = [
+/// A finance officer of `org`, registered by the platform; answers its id.
+async fn new_principal(api: &TestApi, org: &str, n: usize) -> String {
+    let (status, body) = api
+        .post(
+            "/v1/principals",
+            "platform-admin",
+            json!({"name": format!("finance-{n}"), "role": "finance", "organization": org}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), CREATED, "{body}");
+    body["principal"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+const ROUTES: [Route; 21] = [
     Route::ListOrganizations,
     Route::ShowOrganization,
     Route::CreateOrganization,
@@ -222,6 +277,11 @@ const ROUTES: [Route; 16] = [
     Route::Kubeconfig,
     Route::AuditEvents,
     Route::DeleteTenant,
+    Route::ListPrincipals,
+    Route::ShowPrincipal,
+    Route::CreatePrincipal,
+    Route::DeletePrincipal,
+    Route::RotateToken,
 ];
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
@@ -311,7 +371,7 @@ async fn every_route_every_role_own_and_foreign(db: PgPool) {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(cases, 16 * 3 * 5);
+    assert_eq!(cases, 21 * 3 * 5);
 }
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]

@@ -251,6 +251,7 @@ pub async fn create(
 /// Removes a principal: its tokens stop working at once and its OIDC identity is no longer
 /// accepted. Nobody removes themselves (so an organization never locks itself out by mistake).
 pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> AppResult<()> {
+    caller.require(&[Role::PlatformAdmin, Role::OrgAdmin], "remove principals")?;
     let mut tx = state.db.begin().await?;
     let row = db::principals::lock(&mut *tx, parse_id(id)?).await?;
     let row = visible(caller, row, id)?;

@@ -228,7 +228,7 @@ async fn an_org_admin_cannot_reach_another_organizations_people_or_platform_role
     let (status, _) = api.call(Method::DELETE, &path, Some("auditor"), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
-        api.get(&format!("{path}"), "platform-admin").await.1["activeTokens"],
+        api.get(&path, "platform-admin").await.1["activeTokens"],
         1
     );
 }

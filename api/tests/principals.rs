@@ -227,10 +227,7 @@ async fn an_org_admin_cannot_reach_another_organizations_people_or_platform_role
     assert!(names(&all).contains(&"ministry-finance".to_string()));
     let (status, _) = api.call(Method::DELETE, &path, Some("auditor"), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(
-        api.get(&path, "platform-admin").await.1["activeTokens"],
-        1
-    );
+    assert_eq!(api.get(&path, "platform-admin").await.1["activeTokens"], 1);
 }
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]

@@ -70,6 +70,11 @@ enum Route {
     CreatePrincipal,
     DeletePrincipal,
     RotateToken,
+    EditTenant,
+    /// Suspending a tenant made for the case.
+    Suspend,
+    /// Resuming a tenant made for the case, suspended first.
+    Resume,
 }
 
 const OK: u16 = 200;
@@ -121,6 +126,11 @@ fn expected(route: Route, whose: Whose) -> [u16; 5] {
         (DeletePrincipal, Foreign) => [NO_CONTENT, NOT_FOUND, FORBIDDEN, FORBIDDEN, FORBIDDEN],
         (RotateToken, Own | Sibling) => [OK, OK, NOT_FOUND, NOT_FOUND, FORBIDDEN],
         (RotateToken, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (EditTenant, Own) => [OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (EditTenant, Sibling) => [OK, OK, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (EditTenant, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (Suspend | Resume, Own | Sibling) => [OK, OK, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (Suspend | Resume, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
     }
 }
 
@@ -207,18 +217,37 @@ async fn request(
         ),
         AuditEvents => (Method::GET, "/v1/audit-events".into(), None),
         DeleteTenant => {
-            let name = format!("leaving-{n}");
+            let name = new_tenant(api, "leaving", org, n).await;
+            (Method::DELETE, format!("/v1/tenants/{name}"), None)
+        }
+        EditTenant => (
+            Method::PATCH,
+            format!("/v1/tenants/{tenant}"),
+            Some(json!({"displayName": format!("Renamed {n}")})),
+        ),
+        Suspend => {
+            let name = new_tenant(api, "pausing", org, n).await;
+            (
+                Method::POST,
+                format!("/v1/tenants/{name}/suspend"),
+                Some(json!({"reason": "matrix"})),
+            )
+        }
+        Resume => {
+            let name = new_tenant(api, "paused", org, n).await;
             let (status, body) = api
                 .post(
-                    "/v1/tenants",
+                    &format!("/v1/tenants/{name}/suspend"),
                     "platform-admin",
-                    json!({"name": name, "organization": org, "displayName": "Leaving",
-                           "namespaces": [{"name": "prod", "quota": {"cpu": "100m", "memory": "128Mi", "storage": "1Gi", "pods": 5}}],
-                           "billing": {"plan": "Usage"}}),
+                    json!({"reason": "matrix"}),
                 )
                 .await;
-            assert_eq!(status.as_u16(), CREATED, "{body}");
-            (Method::DELETE, format!("/v1/tenants/{name}"), None)
+            assert_eq!(status.as_u16(), OK, "{body}");
+            (
+                Method::POST,
+                format!("/v1/tenants/{name}/resume"),
+                Some(json!({"reason": "matrix"})),
+            )
         }
         ListPrincipals => (Method::GET, "/v1/principals".into(), None),
         ShowPrincipal => (
@@ -244,6 +273,22 @@ async fn request(
     }
 }
 
+/// A small tenant of `org`, onboarded by the platform; answers its name.
+async fn new_tenant(api: &TestApi, prefix: &str, org: &str, n: usize) -> String {
+    let name = format!("{prefix}-{n}");
+    let (status, body) = api
+        .post(
+            "/v1/tenants",
+            "platform-admin",
+            json!({"name": name, "organization": org, "displayName": "Made for a case",
+                   "namespaces": [{"name": "prod", "quota": {"cpu": "100m", "memory": "128Mi", "storage": "1Gi", "pods": 5}}],
+                   "billing": {"plan": "Usage"}}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), CREATED, "{body}");
+    name
+}
+
 /// A finance officer of `org`, registered by the platform; answers its id.
 async fn new_principal(api: &TestApi, org: &str, n: usize) -> String {
     let (status, body) = api
@@ -260,7 +305,7 @@ async fn new_principal(api: &TestApi, org: &str, n: usize) -> String {
         .to_string()
 }
 
-const ROUTES: [Route; 21] = [
+const ROUTES: [Route; 24] = [
     Route::ListOrganizations,
     Route::ShowOrganization,
     Route::CreateOrganization,
@@ -282,6 +327,9 @@ const ROUTES: [Route; 21] = [
     Route::CreatePrincipal,
     Route::DeletePrincipal,
     Route::RotateToken,
+    Route::EditTenant,
+    Route::Suspend,
+    Route::Resume,
 ];
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
@@ -371,7 +419,7 @@ async fn every_route_every_role_own_and_foreign(db: PgPool) {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(cases, 21 * 3 * 5);
+    assert_eq!(cases, 24 * 3 * 5);
 }
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]

@@ -18,7 +18,7 @@ use crate::db::{self, audit, quota_changes};
 use crate::domain::field::{DISPLAY_NAME, FieldError, check_text};
 use crate::domain::principal::{Caller, Role, Scope};
 use crate::domain::quota::{Quota, QuotaDoc};
-use crate::domain::tenant::{Agency, AgencyNamespace, build_tenant};
+use crate::domain::tenant::{Agency, AgencyNamespace, Editable, TENANT_ADMIN_EDITS, build_tenant};
 
 pub use crate::db::quota_changes::QuotaChangeRow;
 pub use crate::db::tenants::{NamespaceRow, TenantRow};
@@ -152,6 +152,18 @@ fn request_field(f: &str) -> String {
     }
 }
 
+/// The Tenant's validation errors, renamed to the request's fields.
+fn spec_errors(agency: &Agency, errors: &mut Vec<FieldError>) {
+    if let Err(spec_errors) = validate(&build_tenant(agency)) {
+        for e in spec_errors {
+            let field = request_field(&e.field);
+            if !errors.iter().any(|x: &FieldError| x.field == field) {
+                errors.push(FieldError::new(field, e.message));
+            }
+        }
+    }
+}
+
 /// Checks a new tenant as the cluster would, every bad field at once; answers its quotas.
 fn check_new_tenant(body: &NewTenantDoc) -> AppResult<Vec<Quota>> {
     let mut errors = Vec::new();
@@ -166,7 +178,7 @@ fn check_new_tenant(body: &NewTenantDoc) -> AppResult<Vec<Quota>> {
         })
         .collect();
     // The very Tenant the cluster will get (bad quotas as zero: they are already reported).
-    let candidate = build_tenant(&Agency {
+    let candidate = Agency {
         name: body.name.clone(),
         display_name: body.display_name.clone(),
         organization: body.organization.clone(),
@@ -185,15 +197,8 @@ fn check_new_tenant(body: &NewTenantDoc) -> AppResult<Vec<Quota>> {
         network: body.network.clone(),
         billing: body.billing.clone(),
         suspended: false,
-    });
-    if let Err(spec_errors) = validate(&candidate) {
-        for e in spec_errors {
-            let field = request_field(&e.field);
-            if !errors.iter().any(|x: &FieldError| x.field == field) {
-                errors.push(FieldError::new(field, e.message));
-            }
-        }
-    }
+    };
+    spec_errors(&candidate, &mut errors);
     AppError::check(errors)?;
     Ok(quotas.into_iter().flatten().collect())
 }
@@ -382,4 +387,178 @@ pub async fn timeline(
 ) -> AppResult<Vec<QuotaChangeRow>> {
     let t = visible(state, caller, name).await?;
     Ok(quota_changes::list(&state.db, t.tenant_id, after, limit).await?)
+}
+
+/// Edits an agency with a JSON merge patch of its [`Editable`] document: display name, owners,
+/// limit ranges, Pod Security level and internet egress. Organization and platform admins;
+/// tenant admins for their own agency's owners only. Validated as onboarding is; audited with
+/// what changed; applied to the cluster at once (the sync loop retries if it cannot be).
+pub async fn edit(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    patch: &serde_json::Value,
+) -> AppResult<TenantView> {
+    let (tenant, namespaces) = visible_with_namespaces(state, caller, name).await?;
+    caller.require(
+        &[Role::PlatformAdmin, Role::OrgAdmin, Role::TenantAdmin],
+        "edit tenants",
+    )?;
+    ensure_active(&tenant)?;
+    if !patch.is_object() {
+        return Err(AppError::invalid(
+            "body",
+            "must be a JSON object: a merge patch of the fields to change",
+        ));
+    }
+    let agency = tenant.agency(&namespaces);
+    let before = Editable::of(&agency);
+    let mut document =
+        serde_json::to_value(&before).map_err(|e| AppError::Internal(e.to_string()))?;
+    json_patch::merge(&mut document, patch);
+    let after: Editable = serde_path_to_error::deserialize(document).map_err(|e| {
+        let field = match e.path().to_string() {
+            p if p == "." => "body".to_string(),
+            p => p,
+        };
+        let message = e.inner().to_string();
+        match message
+            .strip_prefix("missing field `")
+            .and_then(|r| r.strip_suffix('`'))
+        {
+            Some(missing) => AppError::invalid(missing, "cannot be removed"),
+            None => AppError::invalid(field, message),
+        }
+    })?;
+    let changed = after.changed_since(&before);
+    if caller.role == Role::TenantAdmin
+        && let Some(other) = changed.iter().find(|f| !TENANT_ADMIN_EDITS.contains(f))
+    {
+        return Err(AppError::Forbidden(format!(
+            "a tenant-admin may change only its agency's owners, not {other}"
+        )));
+    }
+    if changed.is_empty() {
+        return view_by_id(state, tenant.tenant_id).await;
+    }
+    let edited = after.applied_to(&agency);
+    let mut errors = Vec::new();
+    check_text(
+        "displayName",
+        &edited.display_name,
+        DISPLAY_NAME,
+        &mut errors,
+    );
+    spec_errors(&edited, &mut errors);
+    AppError::check(errors)?;
+
+    let mut tx = state.db.begin().await?;
+    // Under the row's lock, so two edits never interleave.
+    db::tenants::lock(&mut *tx, tenant.tenant_id).await?;
+    db::tenants::update_spec(
+        &mut *tx,
+        tenant.tenant_id,
+        db::tenants::EditedTenant {
+            display_name: &edited.display_name,
+            owners: &edited.owners,
+            limits: &edited.limits,
+            pod_security: edited.pod_security,
+            network: &edited.network,
+        },
+    )
+    .await?;
+    let version = db::tenants::bump_version(&mut *tx, tenant.tenant_id).await?;
+    audit::record(
+        &mut *tx,
+        audit::Event {
+            actor: &caller.into(),
+            action: "tenant.update",
+            object_kind: "tenant",
+            object_id: tenant.name.clone(),
+            organization_id: Some(tenant.organization_id),
+            tenant_id: Some(tenant.tenant_id),
+            detail: json!({
+                "changed": changed, "before": before, "after": after, "tenantVersion": version,
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    apply_tenant(state, tenant.tenant_id, Apply::Always).await?;
+    view_by_id(state, tenant.tenant_id).await
+}
+
+/// Suspends (`true`) or resumes an agency, with a reason (organization and platform admins).
+/// A suspended agency keeps its data and quotas, but the operator sets its pod quota to zero
+/// so nothing new runs; the quota timeline records the moment, so reserved charges stop for
+/// the suspended time. Asking for the state it is already in is a conflict.
+pub async fn set_suspended(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    suspend: bool,
+    reason: &str,
+) -> AppResult<TenantView> {
+    let tenant = visible(state, caller, name).await?;
+    let verb = if suspend { "suspend" } else { "resume" };
+    caller.require(
+        &[Role::PlatformAdmin, Role::OrgAdmin],
+        &format!("{verb} tenants"),
+    )?;
+    ensure_active(&tenant)?;
+    let mut errors = Vec::new();
+    check_text("reason", reason, crate::domain::field::REASON, &mut errors);
+    AppError::check(errors)?;
+    let mut tx = state.db.begin().await?;
+    if !db::tenants::set_suspended(&mut *tx, tenant.tenant_id, suspend, &caller.name, reason)
+        .await?
+    {
+        return Err(AppError::Conflict(format!(
+            "tenant {} is already {}",
+            tenant.name,
+            if suspend {
+                "suspended"
+            } else {
+                "running (not suspended)"
+            }
+        )));
+    }
+    let now = Utc::now();
+    for n in db::tenants::namespaces(&mut *tx, &[tenant.tenant_id]).await? {
+        // The quota stays; the entry marks from when the tenant is (not) suspended.
+        quota_changes::insert(
+            &mut *tx,
+            quota_changes::NewChange {
+                tenant_id: tenant.tenant_id,
+                namespace: &n.name,
+                effective_at: now,
+                changed_by: &caller.name,
+                capacity_request_id: None,
+                from: Some(n.quota()),
+                to: n.quota(),
+            },
+        )
+        .await?;
+    }
+    let version = db::tenants::bump_version(&mut *tx, tenant.tenant_id).await?;
+    audit::record(
+        &mut *tx,
+        audit::Event {
+            actor: &caller.into(),
+            action: if suspend {
+                "tenant.suspend"
+            } else {
+                "tenant.resume"
+            },
+            object_kind: "tenant",
+            object_id: tenant.name.clone(),
+            organization_id: Some(tenant.organization_id),
+            tenant_id: Some(tenant.tenant_id),
+            detail: json!({ "reason": reason, "tenantVersion": version }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    apply_tenant(state, tenant.tenant_id, Apply::Always).await?;
+    view_by_id(state, tenant.tenant_id).await
 }

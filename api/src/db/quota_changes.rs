@@ -23,6 +23,8 @@ pub struct QuotaChangeRow {
     pub to_storage_bytes: i64,
     pub to_pods: i32,
     pub to_load_balancers: i32,
+    /// Whether the tenant was suspended from this change on (no reserved charges meanwhile).
+    pub suspended: bool,
 }
 
 impl QuotaChangeRow {
@@ -47,6 +49,8 @@ impl QuotaChangeRow {
     }
 }
 
+/// A change of a namespace's quota. Whether the tenant is suspended from then on is read from
+/// the tenant row as it stands in the transaction.
 pub struct NewChange<'a> {
     pub tenant_id: Uuid,
     pub namespace: &'a str,
@@ -61,8 +65,9 @@ pub async fn insert(db: impl PgExecutor<'_>, c: NewChange<'_>) -> sqlx::Result<(
     sqlx::query!(
         "insert into quota_change (tenant_id, namespace, effective_at, changed_by, capacity_request_id,
              from_cpu_milli, from_memory_bytes, from_storage_bytes, from_pods, from_load_balancers,
-             to_cpu_milli, to_memory_bytes, to_storage_bytes, to_pods, to_load_balancers)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             to_cpu_milli, to_memory_bytes, to_storage_bytes, to_pods, to_load_balancers, suspended)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                 (select t.suspended from tenant t where t.tenant_id = $1))",
         c.tenant_id,
         c.namespace,
         c.effective_at,
@@ -95,7 +100,7 @@ pub async fn list(
         QuotaChangeRow,
         "select quota_change_id, namespace, effective_at, changed_by, capacity_request_id,
                 from_cpu_milli, from_memory_bytes, from_storage_bytes, from_pods, from_load_balancers,
-                to_cpu_milli, to_memory_bytes, to_storage_bytes, to_pods, to_load_balancers
+                to_cpu_milli, to_memory_bytes, to_storage_bytes, to_pods, to_load_balancers, suspended
          from quota_change where tenant_id = $1 and ($2::bigint is null or quota_change_id > $2)
          order by quota_change_id limit $3",
         tenant_id,

@@ -22,6 +22,10 @@ pub struct TenantRow {
     pub network: Json<Network>,
     pub billing: Json<Billing>,
     pub suspended: bool,
+    /// When, by whom and why the tenant was last suspended (kept after it resumes).
+    pub suspended_at: Option<DateTime<Utc>>,
+    pub suspended_by: Option<String>,
+    pub suspend_reason: Option<String>,
     pub spec_version: i64,
     pub applied_version: i64,
     pub applied_at: Option<DateTime<Utc>>,
@@ -114,7 +118,7 @@ macro_rules! select_tenants {
                       t.owners as "owners: Json<Vec<Owner>>", t.limits as "limits: Json<Limits>",
                       to_jsonb(t.pod_security) as "pod_security!: Json<PodSecurityLevel>",
                       t.network as "network: Json<Network>", t.billing as "billing: Json<Billing>",
-                      t.suspended, t.spec_version, t.applied_version, t.applied_at, t.apply_error,
+                      t.suspended, t.suspended_at, t.suspended_by, t.suspend_reason, t.spec_version, t.applied_version, t.applied_at, t.apply_error,
                       t.apply_attempts, t.next_apply_at, t.apply_refused, t.offboarded_at,
                       t.offboarded_by, t.gone_at, t.created_at, t.updated_at
                from tenant t join organization o using (organization_id) "# + $rest
@@ -186,6 +190,69 @@ pub async fn change_namespace_quota(
     .execute(&mut *db)
     .await?;
     Ok((before, after))
+}
+
+/// What an edit may change of a tenant.
+pub struct EditedTenant<'a> {
+    pub display_name: &'a str,
+    pub owners: &'a [Owner],
+    pub limits: &'a Limits,
+    pub pod_security: PodSecurityLevel,
+    pub network: &'a Network,
+}
+
+/// Stores an edit of the tenant's spec (the caller bumps its version).
+pub async fn update_spec(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    e: EditedTenant<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update tenant set display_name = $2, owners = $3, limits = $4, pod_security = $5, network = $6,
+                updated_at = now()
+         where tenant_id = $1",
+        tenant_id,
+        e.display_name,
+        Json(e.owners) as _,
+        Json(e.limits) as _,
+        e.pod_security.as_str(),
+        Json(e.network) as _,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Suspends (`true`) or resumes a tenant under its row lock; answers false when it already was
+/// in that state.
+pub async fn set_suspended(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    suspended: bool,
+    by: &str,
+    reason: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "update tenant set suspended = $2, updated_at = now(),
+                suspended_at = case when $2 then now() else suspended_at end,
+                suspended_by = case when $2 then $3 else suspended_by end,
+                suspend_reason = case when $2 then $4 else suspend_reason end
+         where tenant_id = $1 and suspended <> $2",
+        tenant_id,
+        suspended,
+        by,
+        reason,
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Locks the tenant's row for the rest of the transaction.
+pub async fn lock(db: impl PgExecutor<'_>, tenant_id: Uuid) -> sqlx::Result<Option<TenantRow>> {
+    select_tenants!("where t.tenant_id = $1 for update of t", tenant_id)
+        .fetch_optional(db)
+        .await
 }
 
 /// The unique index that keeps a Kubernetes namespace name to one tenant.

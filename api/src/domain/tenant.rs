@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use govcloud_tenant::crd::{
-    Billing, Limits, NamespaceQuota, Network, Owner, PodSecurityLevel, Tenant, TenantNamespace,
-    TenantSpec,
+    Billing, Egress, Limits, NamespaceQuota, Network, Owner, PodSecurityLevel, Tenant,
+    TenantNamespace, TenantSpec,
 };
 use govcloud_tenant::names::LABEL_ORGANIZATION;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::quota::{Quota, format_bytes, format_cpu};
@@ -73,6 +73,77 @@ pub fn build_tenant(agency: &Agency) -> Tenant {
         agency.organization.clone(),
     )]));
     tenant
+}
+
+/// What an edit may change of an agency: `PATCH /v1/tenants/{name}` applies its JSON merge
+/// patch (RFC 7396) to this document. Links (`network.allowFrom`) change only through the link
+/// workflow, quotas only through capacity requests, suspension through suspend and resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Editable {
+    pub display_name: String,
+    #[serde(default)]
+    pub owners: Vec<Owner>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub pod_security: PodSecurityLevel,
+    #[serde(default)]
+    pub network: EditableNetwork,
+}
+
+/// The part of the network settings an edit may change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EditableNetwork {
+    #[serde(default)]
+    pub egress: Egress,
+}
+
+/// The fields of [`Editable`] a tenant admin may change for its own agency.
+pub const TENANT_ADMIN_EDITS: [&str; 1] = ["owners"];
+
+impl Editable {
+    pub fn of(agency: &Agency) -> Self {
+        Self {
+            display_name: agency.display_name.clone(),
+            owners: agency.owners.clone(),
+            limits: agency.limits.clone(),
+            pod_security: agency.pod_security,
+            network: EditableNetwork {
+                egress: agency.network.egress,
+            },
+        }
+    }
+
+    /// The agency with this edit; everything an edit cannot change is kept.
+    pub fn applied_to(&self, agency: &Agency) -> Agency {
+        Agency {
+            display_name: self.display_name.clone(),
+            owners: self.owners.clone(),
+            limits: self.limits.clone(),
+            pod_security: self.pod_security,
+            network: Network {
+                egress: self.network.egress,
+                allow_from: agency.network.allow_from.clone(),
+            },
+            ..agency.clone()
+        }
+    }
+
+    /// The fields that differ from `before`, by their JSON names.
+    pub fn changed_since(&self, before: &Self) -> Vec<&'static str> {
+        [
+            ("displayName", self.display_name != before.display_name),
+            ("owners", self.owners != before.owners),
+            ("limits", self.limits != before.limits),
+            ("podSecurity", self.pod_security != before.pod_security),
+            ("network", self.network != before.network),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
+    }
 }
 
 /// Where the tenant's latest desired state stands with the cluster.
@@ -190,6 +261,37 @@ mod tests {
             ("2500m", "8Gi")
         );
         assert_eq!((quota.pods, quota.load_balancers), (20, 1));
+    }
+
+    #[test]
+    fn an_edit_changes_what_it_names_and_keeps_links_and_quotas() {
+        let before = agency(Vec::new());
+        let mut doc = serde_json::to_value(Editable::of(&before)).unwrap_or_default();
+        json_patch::merge(
+            &mut doc,
+            &serde_json::json!({"network": {"egress": "Internet"}, "displayName": "B", "owners": null}),
+        );
+        let edited: Editable = serde_json::from_value(doc).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            edited.changed_since(&Editable::of(&before)),
+            ["displayName", "network"]
+        );
+        let mut with_link = before.clone();
+        with_link
+            .network
+            .allow_from
+            .push(govcloud_tenant::crd::Grant {
+                tenant: "other".into(),
+                namespace: "prod".into(),
+                ports: vec![govcloud_tenant::crd::Port(443)],
+            });
+        let after = edited.applied_to(&with_link);
+        assert_eq!(after.network.allow_from, with_link.network.allow_from);
+        assert_eq!(after.network.egress, Egress::Internet);
+        assert_eq!(
+            (after.display_name.as_str(), after.namespaces.len()),
+            ("B", 0)
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::http::routes::{
     paths(
         organizations::list, organizations::show, organizations::create,
         tenants::list, tenants::show, tenants::create, tenants::offboard, tenants::timeline,
+        tenants::edit, tenants::suspend, tenants::resume,
         capacity_requests::create, capacity_requests::list, capacity_requests::show,
         capacity_requests::approve, capacity_requests::reject, capacity_requests::cancel,
         kubeconfig::issue,

@@ -4,9 +4,11 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use govcloud_tenant::crd::{Billing, Limits, Network, Owner, PodSecurityLevel, TenantStatus};
+use govcloud_tenant::crd::{
+    Billing, Egress, Limits, Network, Owner, PodSecurityLevel, TenantStatus,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -23,7 +25,9 @@ use crate::http::page::{PageParams, next_cursor, page};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/tenants", get(list).post(create))
-        .route("/v1/tenants/{name}", get(show).delete(offboard))
+        .route("/v1/tenants/{name}", get(show).delete(offboard).patch(edit))
+        .route("/v1/tenants/{name}/suspend", post(suspend))
+        .route("/v1/tenants/{name}/resume", post(resume))
         .route("/v1/tenants/{name}/quota-changes", get(timeline))
 }
 
@@ -61,7 +65,15 @@ pub struct TenantDoc {
     pub pod_security: PodSecurityLevel,
     pub network: Network,
     pub billing: Billing,
+    /// A suspended agency keeps its data but runs nothing new (its pod quota is zero).
     pub suspended: bool,
+    /// When, by whom and why it was last suspended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspend_reason: Option<String>,
     pub lifecycle: Lifecycle,
     /// When offboarding was asked for, and by whom.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,6 +120,9 @@ fn tenant_doc(v: TenantView) -> TenantDoc {
         network: t.network.0,
         billing: t.billing.0,
         suspended: t.suspended,
+        suspended_at: t.suspended_at.filter(|_| t.suspended),
+        suspended_by: t.suspended_by.filter(|_| t.suspended),
+        suspend_reason: t.suspend_reason.filter(|_| t.suspended),
         offboarded_at: t.offboarded_at,
         offboarded_by: t.offboarded_by,
         status: v.status,
@@ -218,6 +233,8 @@ pub struct QuotaChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<QuotaDoc>,
     pub to: QuotaDoc,
+    /// Whether the tenant is suspended from this change on: no reserved charges meanwhile.
+    pub suspended: bool,
 }
 
 page!(QuotaChangePage, QuotaChange);
@@ -247,8 +264,86 @@ pub(crate) async fn timeline(
                 effective_at: r.effective_at,
                 changed_by: r.changed_by,
                 capacity_request: r.capacity_request_id,
+                suspended: r.suspended,
             })
             .collect(),
         next_cursor: next,
     }))
+}
+
+/// The fields an edit may change; absent ones stay, `null` resets one to its default.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // Documents the merge patch; the handler applies it as JSON.
+pub struct TenantPatch {
+    #[schema(example = "Sở Thông tin và Truyền thông Nghệ An")]
+    pub display_name: Option<String>,
+    pub owners: Option<Vec<Owner>>,
+    pub limits: Option<Limits>,
+    pub pod_security: Option<PodSecurityLevel>,
+    pub network: Option<NetworkPatch>,
+}
+
+/// The network settings an edit may change (links change through `/v1/links`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct NetworkPatch {
+    pub egress: Option<Egress>,
+}
+
+/// Edits an agency with a JSON merge patch (RFC 7396): display name, owners, limit ranges,
+/// Pod Security level, internet egress. Organization and platform admins; tenant admins for
+/// their own agency's owners only. Validated as onboarding is, audited with what changed.
+#[utoipa::path(patch, path = "/v1/tenants/{name}", tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name")),
+    request_body(content = TenantPatch, content_type = "application/merge-patch+json"),
+    responses((status = 200, body = TenantDoc)))]
+pub(crate) async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    AppJson(patch): AppJson<serde_json::Value>,
+) -> ApiResult<AppJson<TenantDoc>> {
+    Ok(AppJson(tenant_doc(
+        use_case::edit(&state, &caller, &name, &patch).await?,
+    )))
+}
+
+/// Why an agency is suspended or resumed.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    #[schema(example = "unpaid invoice for October")]
+    pub reason: String,
+}
+
+/// Suspends an agency (organization and platform admins): it keeps its data, runs nothing new
+/// (its pod quota becomes zero), and its reserved charges stop until it resumes.
+#[utoipa::path(post, path = "/v1/tenants/{name}/suspend", tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name")),
+    request_body = Reason,
+    responses((status = 200, body = TenantDoc)))]
+pub(crate) async fn suspend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    AppJson(body): AppJson<Reason>,
+) -> ApiResult<AppJson<TenantDoc>> {
+    let view = use_case::set_suspended(&state, &caller, &name, true, &body.reason).await?;
+    Ok(AppJson(tenant_doc(view)))
+}
+
+/// Resumes a suspended agency (organization and platform admins): its pod quota comes back.
+#[utoipa::path(post, path = "/v1/tenants/{name}/resume", tag = "tenants",
+    params(("name" = String, Path, description = "The tenant's name")),
+    request_body = Reason,
+    responses((status = 200, body = TenantDoc)))]
+pub(crate) async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    AppJson(body): AppJson<Reason>,
+) -> ApiResult<AppJson<TenantDoc>> {
+    let view = use_case::set_suspended(&state, &caller, &name, false, &body.reason).await?;
+    Ok(AppJson(tenant_doc(view)))
 }

@@ -75,6 +75,14 @@ enum Route {
     Suspend,
     /// Resuming a tenant made for the case, suspended first.
     Resume,
+    /// A link from the case's tenant to a tenant made for the case.
+    CreateLink,
+    ListLinks,
+    /// A pending link into the case's tenant, asked for by a tenant made for the case.
+    ShowLink,
+    ApproveLink,
+    RejectLink,
+    CloseLink,
 }
 
 const OK: u16 = 200;
@@ -131,6 +139,20 @@ fn expected(route: Route, whose: Whose) -> [u16; 5] {
         (EditTenant, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
         (Suspend | Resume, Own | Sibling) => [OK, OK, NOT_FOUND, FORBIDDEN, FORBIDDEN],
         (Suspend | Resume, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (CreateLink, Own) => [CREATED, CREATED, CREATED, FORBIDDEN, FORBIDDEN],
+        (CreateLink, Sibling) => [CREATED, CREATED, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (CreateLink, Foreign) => [CREATED, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (ListLinks, _) => [OK; 5],
+        (ShowLink, Own) => [OK; 5],
+        (ShowLink, Sibling) => [OK, OK, NOT_FOUND, OK, OK],
+        (ShowLink, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK],
+        (ApproveLink | RejectLink | CloseLink, Own) => [OK, OK, OK, FORBIDDEN, FORBIDDEN],
+        (ApproveLink | RejectLink | CloseLink, Sibling) => {
+            [OK, OK, NOT_FOUND, FORBIDDEN, FORBIDDEN]
+        }
+        (ApproveLink | RejectLink | CloseLink, Foreign) => {
+            [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN]
+        }
     }
 }
 
@@ -220,6 +242,38 @@ async fn request(
             let name = new_tenant(api, "leaving", org, n).await;
             (Method::DELETE, format!("/v1/tenants/{name}"), None)
         }
+        CreateLink => {
+            let target = new_tenant(api, "target", org, n).await;
+            (
+                Method::POST,
+                "/v1/links".into(),
+                Some(
+                    json!({"from": {"tenant": tenant, "namespace": "prod"}, "to": {"tenant": target},
+                            "ports": [443], "purpose": "matrix"}),
+                ),
+            )
+        }
+        ListLinks => (Method::GET, "/v1/links".into(), None),
+        ShowLink => (
+            Method::GET,
+            format!("/v1/links/{}", new_link(api, tenant, org, n).await),
+            None,
+        ),
+        ApproveLink => (
+            Method::POST,
+            format!("/v1/links/{}/approve", new_link(api, tenant, org, n).await),
+            None,
+        ),
+        RejectLink => (
+            Method::POST,
+            format!("/v1/links/{}/reject", new_link(api, tenant, org, n).await),
+            Some(json!({"reason": "matrix"})),
+        ),
+        CloseLink => (
+            Method::DELETE,
+            format!("/v1/links/{}", new_link(api, tenant, org, n).await),
+            None,
+        ),
         EditTenant => (
             Method::PATCH,
             format!("/v1/tenants/{tenant}"),
@@ -289,6 +343,22 @@ async fn new_tenant(api: &TestApi, prefix: &str, org: &str, n: usize) -> String 
     name
 }
 
+/// A pending link into `provider`, asked for by the platform for a tenant made for the case in
+/// the same organization; answers its id.
+async fn new_link(api: &TestApi, provider: &str, org: &str, n: usize) -> String {
+    let asker = new_tenant(api, "asker", org, n).await;
+    let (status, body) = api
+        .post(
+            "/v1/links",
+            "platform-admin",
+            json!({"from": {"tenant": asker, "namespace": "prod"}, "to": {"tenant": provider},
+                   "ports": [443], "purpose": "matrix"}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), CREATED, "{body}");
+    body["id"].as_str().unwrap_or_default().to_string()
+}
+
 /// A finance officer of `org`, registered by the platform; answers its id.
 async fn new_principal(api: &TestApi, org: &str, n: usize) -> String {
     let (status, body) = api
@@ -305,7 +375,7 @@ async fn new_principal(api: &TestApi, org: &str, n: usize) -> String {
         .to_string()
 }
 
-const ROUTES: [Route; 24] = [
+const ROUTES: [Route; 30] = [
     Route::ListOrganizations,
     Route::ShowOrganization,
     Route::CreateOrganization,
@@ -330,6 +400,12 @@ const ROUTES: [Route; 24] = [
     Route::EditTenant,
     Route::Suspend,
     Route::Resume,
+    Route::CreateLink,
+    Route::ListLinks,
+    Route::ShowLink,
+    Route::ApproveLink,
+    Route::RejectLink,
+    Route::CloseLink,
 ];
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
@@ -419,7 +495,7 @@ async fn every_route_every_role_own_and_foreign(db: PgPool) {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(cases, 24 * 3 * 5);
+    assert_eq!(cases, 30 * 3 * 5);
 }
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]

@@ -168,6 +168,12 @@ fn spec_errors(agency: &Agency, errors: &mut Vec<FieldError>) {
 fn check_new_tenant(body: &NewTenantDoc) -> AppResult<Vec<Quota>> {
     let mut errors = Vec::new();
     check_text("displayName", &body.display_name, DISPLAY_NAME, &mut errors);
+    if !body.network.allow_from.is_empty() {
+        errors.push(FieldError::new(
+            "network.allowFrom",
+            "links are asked for and approved through /v1/links, once both agencies exist",
+        ));
+    }
     let quotas: Vec<Option<Quota>> = body
         .namespaces
         .iter()
@@ -316,6 +322,7 @@ pub async fn onboard(
 pub async fn offboard(state: &AppState, caller: &Caller, name: &str) -> AppResult<TenantView> {
     let tenant = visible(state, caller, name).await?;
     caller.require(&[Role::PlatformAdmin, Role::OrgAdmin], "offboard tenants")?;
+    let mut providers = Vec::new();
     let mut tx = state.db.begin().await?;
     if db::tenants::mark_offboarded(&mut *tx, tenant.tenant_id, &caller.name).await? {
         let reason = "the tenant was offboarded";
@@ -344,6 +351,9 @@ pub async fn offboard(state: &AppState, caller: &Caller, name: &str) -> AppResul
         // Its admins' API tokens stop working on their next request.
         let removed =
             db::principals::delete_of_tenant(&mut tx, tenant.tenant_id, &caller.name).await?;
+        // Its links close: no agency keeps a way into it, nor it into another.
+        providers =
+            crate::app::grants::close_all_of(&mut tx, tenant.tenant_id, &caller.name).await?;
         audit::record(
             &mut *tx,
             audit::Event {
@@ -357,12 +367,16 @@ pub async fn offboard(state: &AppState, caller: &Caller, name: &str) -> AppResul
                     "namespaces": namespaces.iter().map(|n| n.name.clone()).collect::<Vec<_>>(),
                     "cancelledCapacityRequests": cancelled,
                     "removedPrincipals": removed,
+                    "providersRegranted": providers.len(),
                 }),
             },
         )
         .await?;
     }
     tx.commit().await?;
+    for provider in providers {
+        apply_tenant(state, provider, Apply::Always).await?;
+    }
     // The cluster may be unreachable: the sync loop retries until the Tenant is gone.
     if let Err(e) = remove_offboarded_tenant(
         state,

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod capacity_requests;
+pub mod links;
 pub mod organizations;
 pub mod principals;
 pub mod quota_changes;

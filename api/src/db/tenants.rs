@@ -1,7 +1,7 @@
 //! Tenants (agencies) and their namespaces.
 
 use chrono::{DateTime, Utc};
-use govcloud_tenant::crd::{Billing, Limits, Network, Owner, PodSecurityLevel};
+use govcloud_tenant::crd::{Billing, Grant, Limits, Network, Owner, PodSecurityLevel};
 use sqlx::PgExecutor;
 use sqlx::types::Json;
 use uuid::Uuid;
@@ -246,6 +246,23 @@ pub async fn set_suspended(
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Sets the tenant's `network.allowFrom` (the grants of its approved links).
+pub async fn set_allow_from(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+    grants: &[Grant],
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update tenant set network = jsonb_set(network, '{allowFrom}', $2), updated_at = now()
+         where tenant_id = $1",
+        tenant_id,
+        Json(grants) as _,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Locks the tenant's row for the rest of the transaction.

@@ -6,6 +6,7 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
+use crate::domain::link::LinkState;
 use crate::domain::principal::Role;
 use crate::domain::request::RequestState;
 
@@ -37,3 +38,4 @@ macro_rules! text_enum {
 
 text_enum!(Role);
 text_enum!(RequestState);
+text_enum!(LinkState);

@@ -53,7 +53,7 @@ fn tenants() -> Vec<Value> {
                 {"name": "prod", "quota": {"cpu": "4", "memory": "16Gi", "storage": "100Gi", "pods": 50, "loadBalancers": 1}},
                 {"name": "staging", "quota": {"cpu": "1", "memory": "4Gi", "storage": "20Gi", "pods": 20}}
             ],
-            "network": {"egress": "Internet", "allowFrom": [{"tenant": OTHER_AGENCY, "namespace": "prod", "ports": [443]}]},
+            "network": {"egress": "Internet"},
             "billing": {"plan": "Reserved", "costCenter": "DEMO-STTTT"}
         }),
         json!({
@@ -160,6 +160,21 @@ pub async fn seed(
             post(state, &token, "/v1/tenants", &t).await?;
         }
         tokens.insert(Role::PlatformAdmin.to_string(), token.clone());
+        // The Department of Finance reads the agency's API over a link that the agency approved.
+        let link = json!({"from": {"tenant": OTHER_AGENCY, "namespace": "prod"},
+                          "to": {"tenant": AGENCY}, "ports": [443],
+                          "purpose": "the finance department reads the agency's budget figures"});
+        let asked = post(state, &token, "/v1/links", &link).await?;
+        let id = asked["id"]
+            .as_str()
+            .ok_or_else(|| "asking for the demo link answered no id".to_string())?;
+        post(
+            state,
+            &token,
+            &format!("/v1/links/{id}/approve"),
+            &json!({}),
+        )
+        .await?;
         // The others are registered through the API, as a platform admin would.
         for (name, role, org, tenant) in &USERS[1..] {
             let body = json!({"name": name, "role": role, "organization": org, "tenant": tenant});

@@ -5,6 +5,7 @@
 
 pub mod capacity;
 pub mod field;
+pub mod link;
 pub mod principal;
 pub mod quota;
 pub mod request;

@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tenants::router())
         .merge(routes::capacity_requests::router())
         .merge(routes::kubeconfig::router())
+        .merge(routes::links::router())
         .merge(routes::principals::router())
         .merge(routes::audit_events::router())
         .route("/openapi.json", get(openapi::serve))

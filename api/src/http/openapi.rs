@@ -9,14 +9,14 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder}
 use utoipa::{Modify, OpenApi};
 
 use crate::http::routes::{
-    audit_events, capacity_requests, kubeconfig, organizations, principals, tenants,
+    audit_events, capacity_requests, kubeconfig, links, organizations, principals, tenants,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "govcloud",
-        description = "The control plane of a shared government cloud: organizations, agencies (tenants), capacity requests and their approval, kubeconfigs, people and their API tokens, and the audit log. Errors are application/problem+json (RFC 9457).",
+        description = "The control plane of a shared government cloud: organizations, agencies (tenants), capacity requests and their approval, data-sharing links between agencies, kubeconfigs, people and their API tokens, and the audit log. Errors are application/problem+json (RFC 9457).",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -26,6 +26,7 @@ use crate::http::routes::{
         capacity_requests::create, capacity_requests::list, capacity_requests::show,
         capacity_requests::approve, capacity_requests::reject, capacity_requests::cancel,
         kubeconfig::issue,
+        links::create, links::list, links::show, links::approve, links::reject, links::close,
         principals::list, principals::show, principals::create, principals::remove,
         principals::rotate,
         audit_events::list,

@@ -83,6 +83,11 @@ enum Route {
     ApproveLink,
     RejectLink,
     CloseLink,
+    /// Asking for the case's organization's allotment (as it is now).
+    RequestAllotment,
+    /// Approving such a request, made by the platform.
+    ApproveAllotment,
+    AllotmentChanges,
 }
 
 const OK: u16 = 200;
@@ -153,6 +158,12 @@ fn expected(route: Route, whose: Whose) -> [u16; 5] {
         (ApproveLink | RejectLink | CloseLink, Foreign) => {
             [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN]
         }
+        (RequestAllotment, Own | Sibling) => [CREATED, CREATED, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (RequestAllotment, Foreign) => [CREATED, NOT_FOUND, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (ApproveAllotment, Own | Sibling) => [OK, FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (ApproveAllotment, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (AllotmentChanges, Own | Sibling) => [OK; 5],
+        (AllotmentChanges, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK],
     }
 }
 
@@ -274,6 +285,34 @@ async fn request(
             format!("/v1/links/{}", new_link(api, tenant, org, n).await),
             None,
         ),
+        RequestAllotment => (
+            Method::POST,
+            "/v1/capacity-requests".into(),
+            Some(allotment_request(org)),
+        ),
+        ApproveAllotment => {
+            let (status, body) = api
+                .post(
+                    "/v1/capacity-requests",
+                    "platform-admin",
+                    allotment_request(org),
+                )
+                .await;
+            assert_eq!(status.as_u16(), CREATED, "{body}");
+            (
+                Method::POST,
+                format!(
+                    "/v1/capacity-requests/{}/approve",
+                    body["id"].as_str().unwrap_or_default()
+                ),
+                None,
+            )
+        }
+        AllotmentChanges => (
+            Method::GET,
+            format!("/v1/organizations/{org}/allotment-changes"),
+            None,
+        ),
         EditTenant => (
             Method::PATCH,
             format!("/v1/tenants/{tenant}"),
@@ -327,6 +366,16 @@ async fn request(
     }
 }
 
+/// A request for `org`'s allotment as it is now (the seeded one).
+fn allotment_request(org: &str) -> Value {
+    let allotment = if org == "demo-province" {
+        json!({"cpu": "32", "memory": "128Gi", "storage": "2Ti"})
+    } else {
+        json!({"cpu": "8", "memory": "32Gi", "storage": "500Gi"})
+    };
+    json!({"organization": org, "allotment": allotment, "reason": "matrix"})
+}
+
 /// A small tenant of `org`, onboarded by the platform; answers its name.
 async fn new_tenant(api: &TestApi, prefix: &str, org: &str, n: usize) -> String {
     let name = format!("{prefix}-{n}");
@@ -375,7 +424,7 @@ async fn new_principal(api: &TestApi, org: &str, n: usize) -> String {
         .to_string()
 }
 
-const ROUTES: [Route; 30] = [
+const ROUTES: [Route; 33] = [
     Route::ListOrganizations,
     Route::ShowOrganization,
     Route::CreateOrganization,
@@ -406,6 +455,9 @@ const ROUTES: [Route; 30] = [
     Route::ApproveLink,
     Route::RejectLink,
     Route::CloseLink,
+    Route::RequestAllotment,
+    Route::ApproveAllotment,
+    Route::AllotmentChanges,
 ];
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
@@ -495,7 +547,7 @@ async fn every_route_every_role_own_and_foreign(db: PgPool) {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(cases, 30 * 3 * 5);
+    assert_eq!(cases, 33 * 3 * 5);
 }
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]

@@ -1,6 +1,7 @@
-//! Capacity requests: an agency asks for a namespace's quota to change; its organization's
-//! IT department approves (the quota is applied, the timeline records it) or rejects. See
-//! [`crate::domain::request`] for the states.
+//! Capacity requests: an agency asks for a namespace's quota to change and its organization's
+//! IT department approves (the quota is applied, the timeline records it) or rejects; a
+//! province's IT department asks the platform's operator for its organization's allotment to
+//! change, in the same workflow. See [`crate::domain::request`] for the states.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -9,30 +10,40 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::app::fit::{Change, judge};
-use crate::app::sync::{Apply, apply_tenant, write_quota};
+use crate::app::fit::{Change, judge, judge_allotment};
+use crate::app::sync::{Apply, apply_tenant, write_allotment, write_quota};
 use crate::app::tenants::{ensure_active, visible_with_namespaces};
 use crate::app::{AppError, AppResult};
 use crate::db::capacity_requests::{ListFilter, NewRequest};
+use crate::db::organizations::Allotment;
 use crate::db::{self, audit};
 use crate::domain::capacity::Scheduled;
+use crate::domain::capacity::check_allotment_change;
 use crate::domain::field::{FieldError, REASON, check_text};
 use crate::domain::principal::{Caller, Role, Scope};
-use crate::domain::quota::{QuotaDoc, QuotaPatchDoc};
+use crate::domain::quota::{Amounts, QuotaDoc, QuotaPatchDoc};
 use crate::domain::request::{RequestState, check_effective_from};
 
-pub use crate::db::capacity_requests::RequestRow;
+pub use crate::db::capacity_requests::{RequestRow, Subject};
 
+/// A request for a namespace's quota (`tenant`, `namespace`, `quota`), or for an
+/// organization's allotment (`organization`, `allotment`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewCapacityRequest {
+    /// For a namespace: its tenant.
     #[schema(example = "nghean-stttt")]
-    pub tenant: String,
-    /// The namespace's short name, as in the tenant's spec.
+    pub tenant: Option<String>,
+    /// For a namespace: its short name, as in the tenant's spec.
     #[schema(example = "prod")]
-    pub namespace: String,
-    /// The quota wanted: only the resources named change.
-    pub quota: QuotaPatchDoc,
+    pub namespace: Option<String>,
+    /// For a namespace: the quota wanted; only the resources named change.
+    pub quota: Option<QuotaPatchDoc>,
+    /// For an allotment: the organization (its org admins ask, platform admins decide).
+    #[schema(example = "nghe-an")]
+    pub organization: Option<String>,
+    /// For an allotment: the whole allotment wanted.
+    pub allotment: Option<Amounts>,
     #[schema(example = "the land registry moves to the cloud in January")]
     pub reason: String,
     /// When the change should take effect (now when absent); at most 2 years ahead.
@@ -61,8 +72,21 @@ async fn visible_request(
     } else {
         db::capacity_requests::get(db, uuid).await?
     };
-    row.filter(|r| caller.sees(Scope::tenant(r.organization_id, r.tenant_id)))
+    row.filter(|r| visible_to(caller, r))
         .ok_or_else(|| AppError::not_found("capacity request", id))
+}
+
+/// Who sees a request: its tenant's viewers; for an allotment, its organization's (not its
+/// agencies').
+fn visible_to(caller: &Caller, r: &RequestRow) -> bool {
+    match r.subject() {
+        Subject::Namespace { tenant_id, .. } => {
+            caller.sees(Scope::tenant(r.organization_id, tenant_id))
+        }
+        Subject::Allotment(_) => {
+            caller.role != Role::TenantAdmin && caller.sees(Scope::organization(r.organization_id))
+        }
+    }
 }
 
 async fn reread(db: impl sqlx::PgExecutor<'_>, id: Uuid) -> AppResult<RequestRow> {
@@ -78,23 +102,44 @@ pub async fn create(
     caller: &Caller,
     body: &NewCapacityRequest,
 ) -> AppResult<RequestRow> {
+    if body.organization.is_some() || body.allotment.is_some() {
+        return create_allotment(state, caller, body).await;
+    }
     caller.require(
         &[Role::PlatformAdmin, Role::OrgAdmin, Role::TenantAdmin],
         "request capacity",
     )?;
-    let (tenant, namespaces) = visible_with_namespaces(state, caller, &body.tenant).await?;
+    let required = |field: &'static str| {
+        FieldError::new(
+            field,
+            "is required (or ask for an organization's allotment)",
+        )
+    };
+    let (Some(tenant_name), Some(namespace), Some(quota)) =
+        (&body.tenant, &body.namespace, &body.quota)
+    else {
+        let mut errors = Vec::new();
+        for (field, missing) in [
+            ("tenant", body.tenant.is_none()),
+            ("namespace", body.namespace.is_none()),
+            ("quota", body.quota.is_none()),
+        ] {
+            if missing {
+                errors.push(required(field));
+            }
+        }
+        return Err(AppError::Invalid(errors));
+    };
+    let (tenant, namespaces) = visible_with_namespaces(state, caller, tenant_name).await?;
     ensure_active(&tenant)?;
     let mut errors = Vec::new();
-    if !namespaces.iter().any(|n| n.name == body.namespace) {
+    if !namespaces.iter().any(|n| &n.name == namespace) {
         errors.push(FieldError::new(
             "namespace",
-            format!(
-                "tenant {} has no namespace {:?}",
-                tenant.name, body.namespace
-            ),
+            format!("tenant {} has no namespace {namespace:?}", tenant.name),
         ));
     }
-    let patch = body.quota.parse("quota", &mut errors);
+    let patch = quota.parse("quota", &mut errors);
     check_text("reason", &body.reason, REASON, &mut errors);
     let now = Utc::now();
     let effective_from = body.effective_from.unwrap_or(now);
@@ -109,7 +154,7 @@ pub async fn create(
         &mut *tx,
         NewRequest {
             tenant_id: tenant.tenant_id,
-            namespace: &body.namespace,
+            namespace,
             patch,
             reason: &body.reason,
             effective_from,
@@ -127,7 +172,103 @@ pub async fn create(
             organization_id: Some(tenant.organization_id),
             tenant_id: Some(tenant.tenant_id),
             detail: json!({
-                "tenant": tenant.name, "namespace": body.namespace, "quota": body.quota,
+                "tenant": tenant.name, "namespace": namespace, "quota": quota,
+                "reason": body.reason, "effectiveFrom": effective_from,
+            }),
+        },
+    )
+    .await?;
+    let row = reread(&mut *tx, id).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Asks the platform's operator for an organization's allotment to change (its org admins, or a
+/// platform admin on its behalf). Lowering it below what its agencies hold is refused at once.
+async fn create_allotment(
+    state: &AppState,
+    caller: &Caller,
+    body: &NewCapacityRequest,
+) -> AppResult<RequestRow> {
+    caller.require(&[Role::PlatformAdmin, Role::OrgAdmin], "ask for allotment")?;
+    let mut errors = Vec::new();
+    for (field, given) in [
+        ("tenant", body.tenant.is_some()),
+        ("namespace", body.namespace.is_some()),
+        ("quota", body.quota.is_some()),
+    ] {
+        if given {
+            errors.push(FieldError::new(
+                field,
+                "an allotment request names an organization and an allotment, not a namespace",
+            ));
+        }
+    }
+    let (Some(org_name), Some(amounts)) = (&body.organization, &body.allotment) else {
+        let field = if body.organization.is_none() {
+            "organization"
+        } else {
+            "allotment"
+        };
+        errors.push(FieldError::new(
+            field,
+            "is required for an allotment request",
+        ));
+        return Err(AppError::Invalid(errors));
+    };
+    let org = crate::app::organizations::visible(state, caller, org_name).await?;
+    let wanted = amounts
+        .parse("allotment", &mut errors)
+        .and_then(|t| Allotment::of(t).map(|a| (t, a)));
+    check_text("reason", &body.reason, REASON, &mut errors);
+    let now = Utc::now();
+    let effective_from = body.effective_from.unwrap_or(now);
+    if let Err(m) = check_effective_from(effective_from, now) {
+        errors.push(FieldError::new("effectiveFrom", m));
+    }
+    let Some((wanted, allotment)) = wanted.filter(|_| errors.is_empty()) else {
+        if errors.is_empty() {
+            errors.push(FieldError::new("allotment", "is too large"));
+        }
+        return Err(AppError::Invalid(errors));
+    };
+    // Never below what the agencies hold now (the platform judges the cluster on approval).
+    let reserved = db::organizations::reserved(&state.db, &[org.organization_id])
+        .await?
+        .pop()
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    check_allotment_change(
+        &org.name,
+        wanted,
+        reserved,
+        Default::default(),
+        Default::default(),
+        None,
+        state.settings.overcommit,
+    )
+    .map_err(AppError::OverCapacity)?;
+    let mut tx = state.db.begin().await?;
+    let id = db::capacity_requests::insert_allotment(
+        &mut *tx,
+        org.organization_id,
+        &allotment,
+        &body.reason,
+        effective_from,
+        &caller.name,
+    )
+    .await?;
+    audit::record(
+        &mut *tx,
+        audit::Event {
+            actor: &caller.into(),
+            action: "capacity_request.create",
+            object_kind: "capacity_request",
+            object_id: id.to_string(),
+            organization_id: Some(org.organization_id),
+            tenant_id: None,
+            detail: json!({
+                "organization": org.name, "allotment": amounts, "from": Amounts::from(org.allotment()),
                 "reason": body.reason, "effectiveFrom": effective_from,
             }),
         },
@@ -174,6 +315,14 @@ pub async fn show(state: &AppState, caller: &Caller, id: &str) -> AppResult<Requ
 pub async fn approve(state: &AppState, caller: &Caller, id: &str) -> AppResult<RequestRow> {
     let mut tx = state.db.begin().await?;
     let request = visible_request(&mut *tx, caller, id, true).await?;
+    let Subject::Namespace {
+        tenant_id,
+        tenant,
+        namespace,
+    } = request.subject()
+    else {
+        return approve_allotment(state, caller, tx, request).await;
+    };
     caller.require(
         &[Role::PlatformAdmin, Role::OrgAdmin],
         "approve capacity requests",
@@ -187,7 +336,7 @@ pub async fn approve(state: &AppState, caller: &Caller, id: &str) -> AppResult<R
         .ok_or_else(|| AppError::Internal("organization vanished".into()))?;
     let now = Utc::now();
     let change = Change::Schedule(Scheduled {
-        namespace: (request.tenant.clone(), request.namespace.clone()),
+        namespace: (tenant.clone(), namespace.clone()),
         effective_from: request.effective_from,
         patch: request.patch(),
     });
@@ -202,7 +351,7 @@ pub async fn approve(state: &AppState, caller: &Caller, id: &str) -> AppResult<R
     .await?;
     let due = request.effective_from <= now;
     let mut detail = json!({
-        "tenant": request.tenant, "namespace": request.namespace,
+        "tenant": tenant, "namespace": namespace,
         "quota": QuotaPatchDoc::from(request.patch()), "effectiveFrom": request.effective_from,
         "clusterCapacityChecked": judgement.cluster_checked,
     });
@@ -219,7 +368,7 @@ pub async fn approve(state: &AppState, caller: &Caller, id: &str) -> AppResult<R
             object_kind: "capacity_request",
             object_id: request.capacity_request_id.to_string(),
             organization_id: Some(request.organization_id),
-            tenant_id: Some(request.tenant_id),
+            tenant_id: Some(tenant_id),
             detail,
         },
     )
@@ -228,9 +377,66 @@ pub async fn approve(state: &AppState, caller: &Caller, id: &str) -> AppResult<R
     if due {
         // When the cluster cannot be reached the request stays approved-pending and the sync
         // loop applies it.
-        apply_tenant(state, request.tenant_id, Apply::Always).await?;
+        apply_tenant(state, tenant_id, Apply::Always).await?;
     }
     reread(&state.db, request.capacity_request_id).await
+}
+
+/// Approves an organization's allotment request (platform admins only: the province rents its
+/// share from the platform's operator). Judged against what its agencies hold and against the
+/// cluster's capacity times the overcommit ratio; written at once when due, else on its date.
+async fn approve_allotment(
+    state: &AppState,
+    caller: &Caller,
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    request: RequestRow,
+) -> AppResult<RequestRow> {
+    caller.require(&[Role::PlatformAdmin], "approve allotment changes")?;
+    request
+        .state
+        .must_be_pending("approved")
+        .map_err(AppError::Conflict)?;
+    let Subject::Allotment(wanted) = request.subject() else {
+        return Err(AppError::Internal("not an allotment request".into()));
+    };
+    let org = db::organizations::by_id(&mut *tx, request.organization_id)
+        .await?
+        .ok_or_else(|| AppError::Internal("organization vanished".into()))?;
+    let judgement = judge_allotment(&mut tx, state, &org, wanted).await?;
+    db::capacity_requests::decide(
+        &mut *tx,
+        request.capacity_request_id,
+        RequestState::ApprovedPending,
+        &caller.name,
+        None,
+    )
+    .await?;
+    let now = Utc::now();
+    let mut detail = json!({
+        "organization": request.organization, "allotment": Amounts::from(wanted),
+        "effectiveFrom": request.effective_from, "clusterCapacityChecked": judgement.cluster_checked,
+    });
+    if request.effective_from <= now {
+        let (from, to) = write_allotment(&mut tx, &request, &caller.name, now).await?;
+        detail["from"] = json!(from);
+        detail["to"] = json!(to);
+    }
+    audit::record(
+        &mut *tx,
+        audit::Event {
+            actor: &caller.into(),
+            action: "capacity_request.approve",
+            object_kind: "capacity_request",
+            object_id: request.capacity_request_id.to_string(),
+            organization_id: Some(request.organization_id),
+            tenant_id: None,
+            detail,
+        },
+    )
+    .await?;
+    let row = reread(&mut *tx, request.capacity_request_id).await?;
+    tx.commit().await?;
+    Ok(row)
 }
 
 /// Rejects (the tenant's organization admins, platform admins; a reason is required) or
@@ -242,20 +448,32 @@ pub async fn close(
     to: RequestState,
     reason: Option<&str>,
 ) -> AppResult<RequestRow> {
-    let (verb, action, roles): (_, _, &[Role]) = match to {
-        RequestState::Rejected => (
+    let mut tx = state.db.begin().await?;
+    let request = visible_request(&mut *tx, caller, id, true).await?;
+    let allotment = matches!(request.subject(), Subject::Allotment(_));
+    // The one who decides rejects; the one who asked (or whoever speaks for it) cancels.
+    let (verb, action, roles): (_, _, &[Role]) = match (to, allotment) {
+        (RequestState::Rejected, false) => (
             "rejected",
             "capacity_request.reject",
             &[Role::PlatformAdmin, Role::OrgAdmin],
         ),
-        _ => (
+        (RequestState::Rejected, true) => (
+            "rejected",
+            "capacity_request.reject",
+            &[Role::PlatformAdmin],
+        ),
+        (_, false) => (
             "cancelled",
             "capacity_request.cancel",
             &[Role::PlatformAdmin, Role::OrgAdmin, Role::TenantAdmin],
         ),
+        (_, true) => (
+            "cancelled",
+            "capacity_request.cancel",
+            &[Role::PlatformAdmin, Role::OrgAdmin],
+        ),
     };
-    let mut tx = state.db.begin().await?;
-    let request = visible_request(&mut *tx, caller, id, true).await?;
     caller.require(roles, &format!("have capacity requests {verb}"))?;
     if let Some(r) = reason {
         let mut errors = Vec::new();
@@ -284,8 +502,11 @@ pub async fn close(
             object_kind: "capacity_request",
             object_id: request.capacity_request_id.to_string(),
             organization_id: Some(request.organization_id),
-            tenant_id: Some(request.tenant_id),
-            detail: json!({ "tenant": request.tenant, "namespace": request.namespace, "reason": reason }),
+            tenant_id: request.tenant_id,
+            detail: json!({
+                "tenant": request.tenant, "namespace": request.namespace,
+                "organization": request.organization, "reason": reason,
+            }),
         },
     )
     .await?;

@@ -17,7 +17,7 @@ use crate::domain::field::{DISPLAY_NAME, FieldError, check_text};
 use crate::domain::principal::{Caller, Role, Scope};
 use crate::domain::quota::Amounts;
 
-pub use crate::db::organizations::OrganizationRow;
+pub use crate::db::organizations::{AllotmentChangeRow, OrganizationRow};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -112,6 +112,16 @@ pub async fn create(
                 e.into()
             }
         })?;
+    db::organizations::insert_allotment_change(
+        &mut *tx,
+        row.organization_id,
+        row.created_at,
+        &caller.name,
+        None,
+        None,
+        &allotment,
+    )
+    .await?;
     audit::record(
         &mut *tx,
         audit::Event {
@@ -130,4 +140,17 @@ pub async fn create(
         row,
         reserved: Totals::default(),
     })
+}
+
+/// A page of the organization's allotment timeline, oldest first: where it started and every
+/// approved change, which billing reads.
+pub async fn allotment_changes(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    after: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<AllotmentChangeRow>> {
+    let org = visible(state, caller, name).await?;
+    Ok(db::organizations::allotment_changes(&state.db, org.organization_id, after, limit).await?)
 }

@@ -11,9 +11,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::app::AppResult;
-use crate::db::{self, audit, capacity_requests::RequestRow, quota_changes};
-use crate::domain::quota::{Quota, QuotaDoc};
+use crate::app::{AppError, AppResult};
+use crate::db::capacity_requests::{RequestRow, Subject};
+use crate::db::organizations::Allotment;
+use crate::db::{self, audit, quota_changes};
+use crate::domain::quota::{Amounts, Quota, QuotaDoc};
 use crate::domain::tenant::{build_tenant, retry_delay};
 
 /// How often every tenant is applied again even when nothing changed, so a cluster that lost
@@ -29,18 +31,24 @@ pub async fn write_quota(
     changed_by: &str,
     effective_at: DateTime<Utc>,
 ) -> AppResult<(Quota, Quota)> {
-    let (from, to) = db::tenants::change_namespace_quota(
-        &mut *tx,
-        request.tenant_id,
-        &request.namespace,
-        request.patch(),
-    )
-    .await?;
+    let Subject::Namespace {
+        tenant_id,
+        namespace,
+        ..
+    } = request.subject()
+    else {
+        return Err(AppError::Internal(
+            "an allotment request has no namespace quota to write".into(),
+        ));
+    };
+    let (from, to) =
+        db::tenants::change_namespace_quota(&mut *tx, tenant_id, &namespace, request.patch())
+            .await?;
     quota_changes::insert(
         &mut *tx,
         quota_changes::NewChange {
-            tenant_id: request.tenant_id,
-            namespace: &request.namespace,
+            tenant_id,
+            namespace: &namespace,
             effective_at,
             changed_by,
             capacity_request_id: Some(request.capacity_request_id),
@@ -49,9 +57,42 @@ pub async fn write_quota(
         },
     )
     .await?;
-    let version = db::tenants::bump_version(&mut *tx, request.tenant_id).await?;
+    let version = db::tenants::bump_version(&mut *tx, tenant_id).await?;
     db::capacity_requests::mark_written(&mut *tx, request.capacity_request_id, version).await?;
     Ok((from, to))
+}
+
+/// Writes an approved allotment request into its organization and the allotment timeline, and
+/// marks it approved (an allotment needs nothing of the cluster). Call inside a transaction
+/// holding the request's row lock; answers the allotment before and after.
+pub async fn write_allotment(
+    tx: &mut PgConnection,
+    request: &RequestRow,
+    changed_by: &str,
+    effective_at: DateTime<Utc>,
+) -> AppResult<(Amounts, Amounts)> {
+    let Subject::Allotment(to) = request.subject() else {
+        return Err(AppError::Internal(
+            "a namespace's request has no allotment to write".into(),
+        ));
+    };
+    let to =
+        Allotment::of(to).ok_or_else(|| AppError::Internal("allotment past a bigint".into()))?;
+    let from = db::organizations::set_allotment(&mut *tx, request.organization_id, &to).await?;
+    let from =
+        Allotment::of(from).ok_or_else(|| AppError::Internal("allotment past a bigint".into()))?;
+    db::organizations::insert_allotment_change(
+        &mut *tx,
+        request.organization_id,
+        effective_at,
+        changed_by,
+        Some(request.capacity_request_id),
+        Some(&from),
+        &to,
+    )
+    .await?;
+    db::capacity_requests::mark_allotment_done(&mut *tx, request.capacity_request_id).await?;
+    Ok((from.totals().into(), to.totals().into()))
 }
 
 /// When [`apply_tenant`] may skip its write.
@@ -139,8 +180,21 @@ pub async fn write_due(state: &AppState) -> AppResult<usize> {
         let Some(request) = db::capacity_requests::next_due(&mut *tx).await? else {
             return Ok(written);
         };
-        let (from, to) =
-            write_quota(&mut tx, &request, &actor.name, request.effective_from).await?;
+        let detail = match request.subject() {
+            Subject::Namespace { .. } => {
+                let (from, to) =
+                    write_quota(&mut tx, &request, &actor.name, request.effective_from).await?;
+                json!({
+                    "tenant": request.tenant, "namespace": request.namespace,
+                    "from": QuotaDoc::from(from), "to": QuotaDoc::from(to),
+                })
+            }
+            Subject::Allotment(_) => {
+                let (from, to) =
+                    write_allotment(&mut tx, &request, &actor.name, request.effective_from).await?;
+                json!({ "organization": request.organization, "from": from, "to": to })
+            }
+        };
         audit::record(
             &mut *tx,
             audit::Event {
@@ -149,11 +203,8 @@ pub async fn write_due(state: &AppState) -> AppResult<usize> {
                 object_kind: "capacity_request",
                 object_id: request.capacity_request_id.to_string(),
                 organization_id: Some(request.organization_id),
-                tenant_id: Some(request.tenant_id),
-                detail: json!({
-                    "tenant": request.tenant, "namespace": request.namespace,
-                    "from": QuotaDoc::from(from), "to": QuotaDoc::from(to),
-                }),
+                tenant_id: request.tenant_id,
+                detail,
             },
         )
         .await?;

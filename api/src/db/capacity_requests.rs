@@ -1,25 +1,33 @@
-//! Capacity requests and their decisions.
+//! Capacity requests and their decisions: for one namespace of a tenant, or for an
+//! organization's allotment.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::domain::capacity::Scheduled;
+use crate::db::organizations::Allotment;
+use crate::domain::capacity::{Scheduled, Totals};
 use crate::domain::quota::QuotaPatch;
 use crate::domain::request::RequestState;
 
 #[derive(Debug, Clone)]
 pub struct RequestRow {
     pub capacity_request_id: Uuid,
-    pub tenant_id: Uuid,
-    pub tenant: String,
+    /// The tenant and namespace of a namespace's request; `None` for an allotment's.
+    pub tenant_id: Option<Uuid>,
+    pub tenant: Option<String>,
+    pub namespace: Option<String>,
     pub organization_id: Uuid,
-    pub namespace: String,
+    pub organization: String,
     pub cpu_milli: Option<i64>,
     pub memory_bytes: Option<i64>,
     pub storage_bytes: Option<i64>,
     pub pods: Option<i32>,
     pub load_balancers: Option<i32>,
+    /// The allotment asked for, for an organization's request.
+    pub allotment_cpu_milli: Option<i64>,
+    pub allotment_memory_bytes: Option<i64>,
+    pub allotment_storage_bytes: Option<i64>,
     pub reason: String,
     pub effective_from: DateTime<Utc>,
     pub state: RequestState,
@@ -34,7 +42,35 @@ pub struct RequestRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// What a request is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// One namespace of a tenant.
+    Namespace {
+        tenant_id: Uuid,
+        tenant: String,
+        namespace: String,
+    },
+    /// The organization's allotment, as asked for.
+    Allotment(Totals),
+}
+
 impl RequestRow {
+    pub fn subject(&self) -> Subject {
+        match (&self.tenant_id, &self.tenant, &self.namespace) {
+            (Some(tenant_id), Some(tenant), Some(namespace)) => Subject::Namespace {
+                tenant_id: *tenant_id,
+                tenant: tenant.clone(),
+                namespace: namespace.clone(),
+            },
+            _ => Subject::Allotment(Totals {
+                cpu_milli: self.allotment_cpu_milli.unwrap_or_default().into(),
+                memory_bytes: self.allotment_memory_bytes.unwrap_or_default().into(),
+                storage_bytes: self.allotment_storage_bytes.unwrap_or_default().into(),
+            }),
+        }
+    }
+
     /// The change asked for.
     pub fn patch(&self) -> QuotaPatch {
         QuotaPatch {
@@ -52,12 +88,16 @@ macro_rules! select_requests {
     ($rest:literal $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             RequestRow,
-            r#"select r.capacity_request_id, r.tenant_id, t.name as tenant, t.organization_id, r.namespace,
-                      r.cpu_milli, r.memory_bytes, r.storage_bytes, r.pods, r.load_balancers, r.reason,
+            r#"select r.capacity_request_id, r.tenant_id, t.name as "tenant?", r.namespace,
+                      o.organization_id, o.name as organization,
+                      r.cpu_milli, r.memory_bytes, r.storage_bytes, r.pods, r.load_balancers,
+                      r.allotment_cpu_milli, r.allotment_memory_bytes, r.allotment_storage_bytes, r.reason,
                       r.effective_from, r.state as "state: RequestState", r.requested_by, r.decided_by,
                       r.decided_at, r.decision_reason, r.quota_written_at, r.tenant_version, r.applied_at,
                       r.created_at, r.updated_at
-               from capacity_request r join tenant t using (tenant_id) "# + $rest
+               from capacity_request r
+               left join tenant t on t.tenant_id = r.tenant_id
+               join organization o on o.organization_id = coalesce(r.organization_id, t.organization_id) "# + $rest
             $(, $arg)*
         )
     };
@@ -70,6 +110,32 @@ pub struct NewRequest<'a> {
     pub reason: &'a str,
     pub effective_from: DateTime<Utc>,
     pub requested_by: &'a str,
+}
+
+/// Stores a new pending request for an organization's allotment; answers its id.
+pub async fn insert_allotment(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    allotment: &Allotment,
+    reason: &str,
+    effective_from: DateTime<Utc>,
+    requested_by: &str,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar!(
+        "insert into capacity_request (organization_id, allotment_cpu_milli, allotment_memory_bytes,
+                                       allotment_storage_bytes, reason, effective_from, state, requested_by)
+         values ($1, $2, $3, $4, $5, $6, $7, $8) returning capacity_request_id",
+        organization_id,
+        allotment.cpu_milli,
+        allotment.memory_bytes,
+        allotment.storage_bytes,
+        reason,
+        effective_from,
+        RequestState::Pending as RequestState,
+        requested_by,
+    )
+    .fetch_one(db)
+    .await
 }
 
 /// Stores a new pending request; answers its id.
@@ -109,6 +175,7 @@ pub async fn lock(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Requ
 
 pub struct ListFilter<'a> {
     pub only_organization: Option<Uuid>,
+    /// Only this tenant's requests (never an allotment's).
     pub only_tenant: Option<Uuid>,
     pub tenant_name: Option<&'a str>,
     pub state: Option<RequestState>,
@@ -119,7 +186,7 @@ pub struct ListFilter<'a> {
 
 pub async fn list(db: impl PgExecutor<'_>, f: ListFilter<'_>) -> sqlx::Result<Vec<RequestRow>> {
     select_requests!(
-        "where ($1::uuid is null or t.organization_id = $1)
+        "where ($1::uuid is null or o.organization_id = $1)
            and ($2::uuid is null or r.tenant_id = $2)
            and ($3::text is null or t.name = $3)
            and ($4::text is null or r.state = $4)
@@ -171,25 +238,44 @@ pub async fn mark_written(db: impl PgExecutor<'_>, id: Uuid, version: i64) -> sq
     Ok(())
 }
 
-/// Approved changes not yet in effect, with the organization of each.
+/// Approved namespace changes not yet in effect, with the organization of each.
 pub async fn scheduled(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, Scheduled)>> {
     let rows = select_requests!(
-        "where r.state = 'approved-pending' and r.quota_written_at is null and t.gone_at is null"
+        "where r.state = 'approved-pending' and r.quota_written_at is null and r.tenant_id is not null
+           and t.gone_at is null"
     )
     .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| {
+        .filter_map(|r| {
             let patch = r.patch();
-            (
+            Some((
                 r.organization_id,
                 Scheduled {
-                    namespace: (r.tenant, r.namespace),
+                    namespace: (r.tenant?, r.namespace?),
                     effective_from: r.effective_from,
                     patch,
                 },
-            )
+            ))
+        })
+        .collect())
+}
+
+/// Approved allotment changes not yet in effect: (organization, when, the new allotment).
+pub async fn scheduled_allotments(
+    db: impl PgExecutor<'_>,
+) -> sqlx::Result<Vec<(Uuid, DateTime<Utc>, Totals)>> {
+    let rows = select_requests!(
+        "where r.state = 'approved-pending' and r.quota_written_at is null and r.organization_id is not null"
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| match r.subject() {
+            Subject::Allotment(t) => Some((r.organization_id, r.effective_from, t)),
+            Subject::Namespace { .. } => None,
         })
         .collect())
 }
@@ -203,6 +289,19 @@ pub async fn next_due(db: impl PgExecutor<'_>) -> sqlx::Result<Option<RequestRow
     )
     .fetch_optional(db)
     .await
+}
+
+/// Marks an allotment request written and approved: an allotment needs nothing of the cluster.
+pub async fn mark_allotment_done(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update capacity_request set state = 'approved', quota_written_at = now(), applied_at = now(),
+                updated_at = now()
+         where capacity_request_id = $1 and organization_id is not null",
+        id,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// Marks approved every written request of the tenant that version `version` carries;

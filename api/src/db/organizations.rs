@@ -38,6 +38,14 @@ pub struct Allotment {
 }
 
 impl Allotment {
+    pub fn totals(&self) -> Totals {
+        Totals {
+            cpu_milli: self.cpu_milli.into(),
+            memory_bytes: self.memory_bytes.into(),
+            storage_bytes: self.storage_bytes.into(),
+        }
+    }
+
     pub fn of(t: Totals) -> Option<Self> {
         Some(Self {
             cpu_milli: i64::try_from(t.cpu_milli).ok()?,
@@ -142,4 +150,136 @@ pub async fn reserved(db: impl PgExecutor<'_>, ids: &[Uuid]) -> sqlx::Result<Vec
             )
         })
         .collect())
+}
+
+/// Sets an organization's allotment under its row's lock; answers the allotment it had.
+pub async fn set_allotment(
+    db: &mut sqlx::PgConnection,
+    id: Uuid,
+    allotment: &Allotment,
+) -> sqlx::Result<Totals> {
+    let before = sqlx::query_as!(
+        OrganizationRow,
+        "select organization_id, name, display_name, allotment_cpu_milli, allotment_memory_bytes,
+                allotment_storage_bytes, created_at, updated_at
+         from organization where organization_id = $1 for update",
+        id,
+    )
+    .fetch_one(&mut *db)
+    .await?
+    .allotment();
+    sqlx::query!(
+        "update organization set allotment_cpu_milli = $2, allotment_memory_bytes = $3,
+                allotment_storage_bytes = $4, updated_at = now()
+         where organization_id = $1",
+        id,
+        allotment.cpu_milli,
+        allotment.memory_bytes,
+        allotment.storage_bytes,
+    )
+    .execute(&mut *db)
+    .await?;
+    Ok(before)
+}
+
+/// Every organization's allotment.
+pub async fn allotments(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, Totals)>> {
+    let rows = sqlx::query_as!(
+        OrganizationRow,
+        "select organization_id, name, display_name, allotment_cpu_milli, allotment_memory_bytes,
+                allotment_storage_bytes, created_at, updated_at
+         from organization order by organization_id",
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.organization_id, r.allotment()))
+        .collect())
+}
+
+/// One change of an organization's allotment.
+#[derive(Debug, Clone)]
+pub struct AllotmentChangeRow {
+    pub allotment_change_id: i64,
+    pub effective_at: DateTime<Utc>,
+    pub changed_by: String,
+    pub capacity_request_id: Option<Uuid>,
+    pub from_cpu_milli: Option<i64>,
+    pub from_memory_bytes: Option<i64>,
+    pub from_storage_bytes: Option<i64>,
+    pub to_cpu_milli: i64,
+    pub to_memory_bytes: i64,
+    pub to_storage_bytes: i64,
+}
+
+impl AllotmentChangeRow {
+    pub fn from(&self) -> Option<Totals> {
+        Some(Totals {
+            cpu_milli: self.from_cpu_milli?.into(),
+            memory_bytes: self.from_memory_bytes?.into(),
+            storage_bytes: self.from_storage_bytes?.into(),
+        })
+    }
+
+    pub fn to(&self) -> Totals {
+        Totals {
+            cpu_milli: self.to_cpu_milli.into(),
+            memory_bytes: self.to_memory_bytes.into(),
+            storage_bytes: self.to_storage_bytes.into(),
+        }
+    }
+}
+
+/// Records a change of an organization's allotment in its timeline (`from`: `None` for its
+/// first allotment).
+pub async fn insert_allotment_change(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    effective_at: DateTime<Utc>,
+    changed_by: &str,
+    capacity_request_id: Option<Uuid>,
+    from: Option<&Allotment>,
+    to: &Allotment,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into allotment_change (organization_id, effective_at, changed_by, capacity_request_id,
+             from_cpu_milli, from_memory_bytes, from_storage_bytes, to_cpu_milli, to_memory_bytes, to_storage_bytes)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        organization_id,
+        effective_at,
+        changed_by,
+        capacity_request_id,
+        from.map(|a| a.cpu_milli),
+        from.map(|a| a.memory_bytes),
+        from.map(|a| a.storage_bytes),
+        to.cpu_milli,
+        to.memory_bytes,
+        to.storage_bytes,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A page of an organization's allotment timeline, oldest first, after change `after`.
+pub async fn allotment_changes(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    after: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<AllotmentChangeRow>> {
+    sqlx::query_as!(
+        AllotmentChangeRow,
+        "select allotment_change_id, effective_at, changed_by, capacity_request_id, from_cpu_milli,
+                from_memory_bytes, from_storage_bytes, to_cpu_milli, to_memory_bytes, to_storage_bytes
+         from allotment_change
+         where organization_id = $1 and ($2::bigint is null or allotment_change_id > $2)
+         order by allotment_change_id limit $3",
+        organization_id,
+        after,
+        limit,
+    )
+    .fetch_all(db)
+    .await
 }

@@ -44,13 +44,18 @@ pub enum Limit {
     Allotment(String),
     /// The cluster's allocatable capacity times the overcommit ratio.
     Cluster,
+    /// The same, for the sum of every organization's allotment.
+    ClusterAllotments,
+    /// What the named organization's agencies already hold: an allotment may not go below it.
+    Reserved(String),
 }
 
 impl Limit {
     pub fn slug(&self) -> &'static str {
         match self {
             Self::Allotment(_) => "over-allotment",
-            Self::Cluster => "over-cluster-capacity",
+            Self::Cluster | Self::ClusterAllotments => "over-cluster-capacity",
+            Self::Reserved(_) => "below-reserved",
         }
     }
 }
@@ -82,6 +87,14 @@ impl fmt::Display for Refusal {
             Limit::Cluster => write!(
                 f,
                 "this would bring the cluster's {resource} quotas to {requested}, past its allocatable capacity times the overcommit ratio ({limit_amount}) by {over_by}"
+            ),
+            Limit::ClusterAllotments => write!(
+                f,
+                "this would bring the organizations' {resource} allotments to {requested}, past the cluster's allocatable capacity times the overcommit ratio ({limit_amount}) by {over_by}"
+            ),
+            Limit::Reserved(org) => write!(
+                f,
+                "this would lower organization {org}'s {resource} allotment to {requested}, below the {limit_amount} its agencies already hold, by {over_by}"
             ),
         }
     }
@@ -151,6 +164,48 @@ pub fn check_allotment(
         before,
         after,
         allotment,
+    )
+}
+
+/// Checks a new allotment for an organization: never below what its agencies hold (as they
+/// will hold it once every approved change has taken effect), and the sum of every
+/// organization's allotment within the cluster's allocatable capacity times the overcommit
+/// ratio (cpu and memory; only a raise is refused there).
+pub fn check_allotment_change(
+    organization: &str,
+    new: Totals,
+    reserved: Totals,
+    allotments_before: Totals,
+    allotments_after: Totals,
+    allocatable: Option<Totals>,
+    overcommit: Overcommit,
+) -> Result<(), Refusal> {
+    for r in [Resource::Cpu, Resource::Memory, Resource::Storage] {
+        let (n, held) = (new.get(r), reserved.get(r));
+        if n < held {
+            return Err(Refusal {
+                limit: Limit::Reserved(organization.to_string()),
+                resource: r,
+                requested: r.format(n),
+                limit_amount: r.format(held),
+                over_by: r.format(held - n),
+            });
+        }
+    }
+    let Some(allocatable) = allocatable else {
+        return Ok(());
+    };
+    let max = Totals {
+        cpu_milli: scaled(allocatable.cpu_milli, overcommit.cpu),
+        memory_bytes: scaled(allocatable.memory_bytes, overcommit.memory),
+        storage_bytes: i128::MAX,
+    };
+    check(
+        &Limit::ClusterAllotments,
+        &[Resource::Cpu, Resource::Memory],
+        allotments_before,
+        allotments_after,
+        max,
     )
 }
 
@@ -289,6 +344,65 @@ mod tests {
         assert_eq!(r.limit, Limit::Cluster);
         assert_eq!(r.over_by, "1m");
         assert!(check_cluster(t(0, 0, 0), t(0, 0, 1 << 50), alloc, over).is_ok());
+    }
+
+    #[test]
+    fn an_allotment_never_goes_below_what_is_held_nor_past_the_cluster() {
+        let over = Overcommit {
+            cpu: Decimal::new(2, 0),
+            memory: Decimal::ONE,
+        };
+        let alloc = Some(t(10_000, 100 << 30, 0));
+        let held = t(4_000, 10 << 30, 1 << 40);
+        // Lowering to exactly what is held is allowed; one millicore less is not.
+        let ok = check_allotment_change(
+            "o",
+            t(4_000, 10 << 30, 1 << 40),
+            held,
+            t(8_000, 0, 0),
+            t(4_000, 0, 0),
+            alloc,
+            over,
+        );
+        assert!(ok.is_ok());
+        let r = check_allotment_change(
+            "o",
+            t(3_999, 10 << 30, 1 << 40),
+            held,
+            t(8_000, 0, 0),
+            t(3_999, 0, 0),
+            alloc,
+            over,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("expected a refusal"));
+        assert_eq!(
+            (r.limit.slug(), r.resource, r.over_by.as_str()),
+            ("below-reserved", Resource::Cpu, "1m")
+        );
+        assert_eq!(
+            r.to_string(),
+            "this would lower organization o's cpu allotment to 3999m, below the 4 its agencies already hold, by 1m"
+        );
+        // 10 cores × 2 = 20 cores for every organization's allotment together.
+        let big = t(20_000, 10 << 30, 1 << 40);
+        assert!(
+            check_allotment_change("o", big, held, t(8_000, 0, 0), t(20_000, 0, 0), alloc, over)
+                .is_ok()
+        );
+        let r =
+            check_allotment_change("o", big, held, t(8_000, 0, 0), t(20_001, 0, 0), alloc, over)
+                .err()
+                .unwrap_or_else(|| panic!("expected a refusal"));
+        assert_eq!(
+            (r.limit, r.over_by.as_str()),
+            (Limit::ClusterAllotments, "1m")
+        );
+        // Unknown capacity (no node seen): only the floor is checked.
+        assert!(
+            check_allotment_change("o", big, held, t(0, 0, 0), t(1 << 40, 0, 0), None, over)
+                .is_ok()
+        );
     }
 
     #[test]

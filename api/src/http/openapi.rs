@@ -21,6 +21,7 @@ use crate::http::routes::{
     ),
     paths(
         organizations::list, organizations::show, organizations::create,
+        organizations::allotment_changes,
         tenants::list, tenants::show, tenants::create, tenants::offboard, tenants::timeline,
         tenants::edit, tenants::suspend, tenants::resume,
         capacity_requests::create, capacity_requests::list, capacity_requests::show,

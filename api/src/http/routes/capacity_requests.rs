@@ -11,9 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::app::capacity::Subject;
 use crate::app::capacity::{self as use_case, Decision, Filter, NewCapacityRequest, RequestRow};
 use crate::domain::principal::Caller;
-use crate::domain::quota::QuotaPatchDoc;
+use crate::domain::quota::{Amounts, QuotaPatchDoc};
 use crate::domain::request::RequestState;
 use crate::http::error::ApiResult;
 use crate::http::extract::{AppJson, AppQuery, parse_json};
@@ -28,13 +29,32 @@ pub fn router() -> Router<AppState> {
         .route("/v1/capacity-requests/{id}/cancel", post(cancel))
 }
 
+/// What a capacity request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequestKind {
+    /// One namespace's quota: the organization's admins decide.
+    Namespace,
+    /// An organization's allotment: the platform's operator decides.
+    Allotment,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CapacityRequest {
     pub id: Uuid,
-    pub tenant: String,
-    pub namespace: String,
-    pub quota: QuotaPatchDoc,
+    pub kind: RequestKind,
+    pub organization: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// For a namespace: the quota asked for (only the resources named change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaPatchDoc>,
+    /// For an allotment: the allotment asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allotment: Option<Amounts>,
     pub reason: String,
     pub effective_from: DateTime<Utc>,
     pub state: RequestState,
@@ -56,9 +76,16 @@ page!(CapacityRequestPage, CapacityRequest);
 
 impl From<RequestRow> for CapacityRequest {
     fn from(r: RequestRow) -> Self {
+        let (kind, quota, allotment) = match r.subject() {
+            Subject::Namespace { .. } => (RequestKind::Namespace, Some(r.patch().into()), None),
+            Subject::Allotment(t) => (RequestKind::Allotment, None, Some(t.into())),
+        };
         Self {
             id: r.capacity_request_id,
-            quota: r.patch().into(),
+            kind,
+            quota,
+            allotment,
+            organization: r.organization,
             tenant: r.tenant,
             namespace: r.namespace,
             reason: r.reason,

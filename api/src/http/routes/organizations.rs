@@ -15,11 +15,16 @@ use crate::domain::quota::Amounts;
 use crate::http::error::ApiResult;
 use crate::http::extract::{AppJson, AppQuery};
 use crate::http::page::{PageParams, next_cursor, page};
+use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/organizations", get(list).post(create))
         .route("/v1/organizations/{name}", get(show))
+        .route(
+            "/v1/organizations/{name}/allotment-changes",
+            get(allotment_changes),
+        )
 }
 
 /// A province or ministry running its share of the cloud.
@@ -90,4 +95,53 @@ pub(crate) async fn create(
 ) -> ApiResult<(StatusCode, AppJson<Organization>)> {
     let created = use_case::create(&state, &caller, &body).await?;
     Ok((StatusCode::CREATED, AppJson(doc(created))))
+}
+
+/// One change of an organization's allotment.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllotmentChange {
+    pub id: i64,
+    /// When the change took effect.
+    pub effective_at: DateTime<Utc>,
+    pub changed_by: String,
+    /// The capacity request that asked for it; absent for the first allotment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_request: Option<Uuid>,
+    /// The allotment before; absent for the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<Amounts>,
+    pub to: Amounts,
+}
+
+page!(AllotmentChangePage, AllotmentChange);
+
+/// The organization's allotment timeline, oldest first: its first allotment and every change.
+#[utoipa::path(get, path = "/v1/organizations/{name}/allotment-changes", tag = "organizations",
+    params(("name" = String, Path, description = "The organization's name"), PageParams),
+    responses((status = 200, body = AllotmentChangePage)))]
+pub(crate) async fn allotment_changes(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    AppQuery(page): AppQuery<PageParams>,
+) -> ApiResult<AppJson<AllotmentChangePage>> {
+    let limit = page.limit()?;
+    let after = page.cursor_as::<i64>()?;
+    let rows = use_case::allotment_changes(&state, &caller, &name, after, limit).await?;
+    let next = next_cursor(&rows, limit, |r| r.allotment_change_id.to_string());
+    Ok(AppJson(AllotmentChangePage {
+        items: rows
+            .into_iter()
+            .map(|r| AllotmentChange {
+                id: r.allotment_change_id,
+                from: r.from().map(Into::into),
+                to: r.to().into(),
+                effective_at: r.effective_at,
+                changed_by: r.changed_by,
+                capacity_request: r.capacity_request_id,
+            })
+            .collect(),
+        next_cursor: next,
+    }))
 }

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub duration: Family<RouteLabels, Histogram>,
     pub tenants_unapplied: Gauge,
     pub sync_failures: Counter,
+    /// Tenants the API manages whose spec was changed in the cluster and put back.
+    pub tenant_drift: Counter,
 }
 
 impl Default for Metrics {
@@ -44,6 +46,7 @@ impl Default for Metrics {
         });
         let tenants_unapplied = Gauge::default();
         let sync_failures = Counter::default();
+        let tenant_drift = Counter::default();
         registry.register("http_requests", "HTTP requests answered", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -60,7 +63,13 @@ impl Default for Metrics {
             "Failed attempts to apply a tenant to the cluster",
             sync_failures.clone(),
         );
+        registry.register(
+            "tenant_spec_reverted",
+            "Changes made in the cluster to Tenants the API manages, put back to the API's spec",
+            tenant_drift.clone(),
+        );
         Self {
+            tenant_drift,
             registry,
             requests,
             duration,

@@ -288,3 +288,93 @@ async fn suspension_drops_the_pod_quota_and_resume_restores_it(db: PgPool) {
         "{actions:?}"
     );
 }
+
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn a_tenant_changed_in_the_cluster_gets_the_apis_spec_back_and_it_is_reported(db: PgPool) {
+    use kube::api::{Patch, PatchParams, PostParams};
+    let api = TestApi::new(db).await;
+    let tenants = Api::<Tenant>::all(api.kube());
+    let managed = in_cluster(&api, "demo-stttt").await;
+    assert_eq!(
+        managed
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("app.kubernetes.io/managed-by"),
+        Some(&"govcloud-api".to_string())
+    );
+    // Someone with cluster access opens the agency up behind the API's back.
+    tenants
+        .patch(
+            "demo-stttt",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"podSecurity": "baseline", "network": {"egress": "None"}}}),
+            ),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A Tenant made directly in the cluster, which the API does not manage, is left alone.
+    let mut own: Tenant = serde_yaml::from_str(include_str!("../../docs/examples/tenant.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    own.metadata.name = Some("cluster-only".into());
+    own.spec.network.allow_from.clear();
+    tenants
+        .create(&PostParams::default(), &own)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    eventually("the API's watch to see the change", || async {
+        let seen = api
+            .state
+            .cluster
+            .seen_spec("demo-stttt")
+            .map(|s| s.pod_security.as_str());
+        (seen == Some("baseline"))
+            .then_some(())
+            .ok_or(format!("{seen:?}"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // The periodic full pass puts the API's spec back and says so.
+    govcloud_api::app::sync::sync_once(&api.state, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let back = in_cluster(&api, "demo-stttt").await;
+    assert_eq!(back.spec.pod_security.as_str(), "restricted");
+    assert_eq!(
+        back.spec.network.egress,
+        govcloud_tenant::crd::Egress::Internet
+    );
+    let events = Api::<k8s_openapi::api::events::v1::Event>::all(api.kube())
+        .list(&Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reverted: Vec<String> = events
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("SpecReverted"))
+        .filter_map(|e| e.note.clone())
+        .collect();
+    assert_eq!(reverted.len(), 1, "{reverted:?}");
+    assert!(reverted[0].contains("podSecurity, network"), "{reverted:?}");
+    assert!(
+        api.state
+            .metrics
+            .render()
+            .contains("govcloud_api_tenant_spec_reverted_total 1"),
+        "{}",
+        api.state.metrics.render()
+    );
+    // The Tenant the API does not know is exactly as it was made.
+    let untouched = in_cluster(&api, "cluster-only").await;
+    assert_eq!(untouched.spec, own.spec);
+    assert!(
+        untouched
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("app.kubernetes.io/managed-by")
+            .is_none()
+    );
+}

@@ -16,10 +16,11 @@ use crate::db::capacity_requests::{RequestRow, Subject};
 use crate::db::organizations::Allotment;
 use crate::db::{self, audit, quota_changes};
 use crate::domain::quota::{Amounts, Quota, QuotaDoc};
-use crate::domain::tenant::{build_tenant, retry_delay};
+use crate::domain::tenant::{build_tenant, drifted_fields, retry_delay};
 
 /// How often every tenant is applied again even when nothing changed, so a cluster that lost
-/// its Tenants (restored, rebuilt, or a simulator restarted) gets them back.
+/// its Tenants (restored, rebuilt, or a simulator restarted) gets them back, and a Tenant
+/// changed in the cluster gets the API's spec back (reported as drift).
 pub const FULL_RESYNC: Duration = Duration::from_secs(300);
 
 /// Writes an approved request's quota into the namespace and the timeline, and marks it
@@ -122,6 +123,14 @@ pub async fn apply_tenant(state: &AppState, tenant_id: Uuid, mode: Apply) -> App
     if present {
         return Ok(true);
     }
+    // The cluster had our spec, and now has another: someone changed the Tenant in the cluster.
+    // The database is the source of truth for a tenant the API manages; say so, and put it back.
+    let drifted = match state.cluster.seen_spec(&row.name) {
+        Some(seen) if skip_if_present && row.applied_version >= row.spec_version => {
+            drifted_fields(&tenant.spec, &seen)
+        }
+        _ => Vec::new(),
+    };
     if let Err(e) = state.cluster.apply_tenant(&tenant).await {
         state.metrics.sync_failures.inc();
         let refused = e.is_refusal();
@@ -143,6 +152,21 @@ pub async fn apply_tenant(state: &AppState, tenant_id: Uuid, mode: Apply) -> App
             tracing::debug!(tenant = %row.name, attempt, ?retry_in, "tenant still not applied");
         }
         return Ok(false);
+    }
+    if !drifted.is_empty() {
+        state.metrics.tenant_drift.inc();
+        let fields = drifted.join(", ");
+        tracing::warn!(tenant = %row.name, fields = %fields, "Tenant changed in the cluster; the API's spec is put back");
+        state
+            .cluster
+            .warn_on_tenant(
+                &tenant,
+                "SpecReverted",
+                format!(
+                    "spec ({fields}) was changed in the cluster; govcloud's API manages this Tenant and put its spec back: change agencies through the API"
+                ),
+            )
+            .await;
     }
     let mut tx = state.db.begin().await?;
     db::tenants::mark_applied(&mut *tx, tenant_id, row.spec_version).await?;

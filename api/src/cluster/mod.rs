@@ -9,14 +9,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use govcloud_tenant::crd::{Tenant, TenantStatus};
+use govcloud_tenant::crd::{Tenant, TenantSpec, TenantStatus};
 use govcloud_tenant::names::{Claim, judge_namespace, namespace_name};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
-use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
 
 pub use self::kubeconfig::KubeconfigTarget;
 use crate::domain::capacity::Totals;
@@ -245,6 +246,34 @@ impl Cluster {
                 ..
             }) if s.code == 404 => Ok(true),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The spec of a Tenant as the watch last saw it in the cluster.
+    pub fn seen_spec(&self, name: &str) -> Option<TenantSpec> {
+        self.tenants
+            .get(&ObjectRef::new(name))
+            .map(|t| t.spec.clone())
+    }
+
+    /// Publishes a Warning Event on a Tenant (best effort: a failure is logged).
+    pub async fn warn_on_tenant(&self, tenant: &Tenant, reason: &str, note: String) {
+        let recorder = Recorder::new(
+            self.client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.into(),
+                instance: None,
+            },
+        );
+        let event = KubeEvent {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Sync".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &tenant.object_ref(&())).await {
+            tracing::warn!(tenant = ?tenant.metadata.name, error = %e, "cannot publish event");
         }
     }
 

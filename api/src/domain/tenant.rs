@@ -8,11 +8,15 @@ use govcloud_tenant::crd::{
     Billing, Egress, Limits, NamespaceQuota, Network, Owner, PodSecurityLevel, Tenant,
     TenantNamespace, TenantSpec,
 };
-use govcloud_tenant::names::LABEL_ORGANIZATION;
+use govcloud_tenant::names::{LABEL_MANAGED_BY, LABEL_ORGANIZATION};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::quota::{Quota, format_bytes, format_cpu};
+
+/// The name the API writes to the cluster under (its field manager), and the value of the
+/// `app.kubernetes.io/managed-by` label on the Tenants it manages: their spec is the API's.
+pub const API_MANAGER: &str = "govcloud-api";
 
 /// An agency's desired state: the Tenant spec, with its namespaces' quotas in base units.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,10 +72,10 @@ pub fn build_tenant(agency: &Agency) -> Tenant {
         suspended: agency.suspended,
     };
     let mut tenant = Tenant::new(&agency.name, spec);
-    tenant.metadata.labels = Some(BTreeMap::from([(
-        LABEL_ORGANIZATION.to_string(),
-        agency.organization.clone(),
-    )]));
+    tenant.metadata.labels = Some(BTreeMap::from([
+        (LABEL_ORGANIZATION.to_string(), agency.organization.clone()),
+        (LABEL_MANAGED_BY.to_string(), API_MANAGER.to_string()),
+    ]));
     tenant
 }
 
@@ -144,6 +148,25 @@ impl Editable {
         .filter_map(|(name, changed)| changed.then_some(name))
         .collect()
     }
+}
+
+/// The fields of `seen` (a Tenant's spec as the cluster has it) that differ from `wanted` (the
+/// API's), by their names in the spec.
+pub fn drifted_fields(wanted: &TenantSpec, seen: &TenantSpec) -> Vec<&'static str> {
+    [
+        ("displayName", wanted.display_name != seen.display_name),
+        ("organization", wanted.organization != seen.organization),
+        ("owners", wanted.owners != seen.owners),
+        ("namespaces", wanted.namespaces != seen.namespaces),
+        ("limits", wanted.limits != seen.limits),
+        ("podSecurity", wanted.pod_security != seen.pod_security),
+        ("network", wanted.network != seen.network),
+        ("billing", wanted.billing != seen.billing),
+        ("suspended", wanted.suspended != seen.suspended),
+    ]
+    .into_iter()
+    .filter_map(|(name, differs)| differs.then_some(name))
+    .collect()
 }
 
 /// Where the tenant's latest desired state stands with the cluster.
@@ -248,13 +271,9 @@ mod tests {
         }]));
         assert_eq!(validate(&t), Ok(()));
         assert_eq!(t.metadata.name.as_deref(), Some("nghean-stttt"));
-        assert_eq!(
-            t.metadata
-                .labels
-                .unwrap_or_default()
-                .get(LABEL_ORGANIZATION),
-            Some(&"nghe-an".to_string())
-        );
+        let labels = t.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels.get(LABEL_ORGANIZATION), Some(&"nghe-an".to_string()));
+        assert_eq!(labels.get(LABEL_MANAGED_BY), Some(&API_MANAGER.to_string()));
         let quota = &t.spec.namespaces[0].quota;
         assert_eq!(
             (quota.cpu.0.as_str(), quota.memory.0.as_str()),
@@ -292,6 +311,16 @@ mod tests {
             (after.display_name.as_str(), after.namespaces.len()),
             ("B", 0)
         );
+    }
+
+    #[test]
+    fn drift_names_the_fields_changed_in_the_cluster() {
+        let wanted = build_tenant(&agency(Vec::new())).spec;
+        let mut seen = wanted.clone();
+        assert!(drifted_fields(&wanted, &seen).is_empty());
+        seen.suspended = true;
+        seen.pod_security = PodSecurityLevel::Baseline;
+        assert_eq!(drifted_fields(&wanted, &seen), ["podSecurity", "suspended"]);
     }
 
     #[test]

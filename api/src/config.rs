@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use crate::Settings;
 use crate::app::oidc::OidcSettings;
 use crate::domain::capacity::Overcommit;
+use crate::domain::principal::{GroupRole, check_group_roles};
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
@@ -43,6 +44,14 @@ pub struct ServeArgs {
     /// The issuer's JWKS address, when it is not found by OIDC discovery.
     #[arg(long, env = "GOVCLOUD_OIDC_JWKS_URL")]
     pub oidc_jwks_url: Option<String>,
+    /// The ID token claim that lists a person's groups.
+    #[arg(long, env = "GOVCLOUD_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
+    /// A YAML file of rules giving groups' members a role (`- {group, role, organization?,
+    /// tenant?}`); the first rule naming one of a person's groups applies, and a registered
+    /// principal always wins.
+    #[arg(long, env = "GOVCLOUD_OIDC_GROUP_ROLES_FILE")]
+    pub oidc_group_roles: Option<PathBuf>,
     /// How far the sum of all cpu quotas may exceed the nodes' allocatable cpu (1.0 = not at all).
     #[arg(long, env = "GOVCLOUD_CPU_OVERCOMMIT", default_value = "1.0", value_parser = positive_ratio)]
     pub cpu_overcommit: Decimal,
@@ -112,11 +121,48 @@ impl ServeArgs {
         }
     }
 
-    pub fn oidc(&self) -> Option<OidcSettings> {
-        Some(OidcSettings {
-            issuer: self.oidc_issuer.clone()?,
-            audience: self.oidc_audience.clone()?,
+    /// The OIDC settings, with the group rules read and checked; `None` without an issuer.
+    pub fn oidc(&self) -> Result<Option<OidcSettings>, ConfigError> {
+        let (Some(issuer), Some(audience)) = (&self.oidc_issuer, &self.oidc_audience) else {
+            return Ok(None);
+        };
+        let group_roles = match &self.oidc_group_roles {
+            None => Vec::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let rules: Vec<GroupRole> =
+                    serde_yaml::from_str(&text).map_err(|e| ConfigError::GroupRoles {
+                        path: path.clone(),
+                        why: e.to_string(),
+                    })?;
+                check_group_roles(&rules).map_err(|why| ConfigError::GroupRoles {
+                    path: path.clone(),
+                    why,
+                })?;
+                rules
+            }
+        };
+        Ok(Some(OidcSettings {
             jwks_url: self.oidc_jwks_url.clone(),
-        })
+            groups_claim: self.oidc_groups_claim.clone(),
+            group_roles,
+            ..OidcSettings::new(issuer, audience)
+        }))
     }
+}
+
+/// A configuration the API cannot start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the OIDC group rules in {path}: {why}")]
+    GroupRoles { path: PathBuf, why: String },
 }

@@ -27,6 +27,8 @@ pub enum ServeError {
     ConnectDatabase(#[source] sqlx::Error),
     #[error("migrating the database: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("connecting to Kubernetes: {0}")]
     ConnectCluster(String),
     #[error("reading {path}: {source}")]
@@ -181,6 +183,8 @@ pub async fn run_from_args(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // A bad configuration stops the API before it touches anything.
+    let oidc = args.oidc()?;
     let db = connect_database(&args.database).await?;
     migrate(&db).await?;
     let config = kube::Config::infer()
@@ -201,13 +205,7 @@ pub async fn run_from_args(
     }
     let client =
         kube::Client::try_from(config).map_err(|e| ServeError::ConnectCluster(e.to_string()))?;
-    let (state, watches) = state(
-        db,
-        client,
-        target,
-        args.oidc().map(Oidc::new),
-        args.settings(),
-    );
+    let (state, watches) = state(db, client, target, oidc.map(Oidc::new), args.settings());
     let listener = bind(args.listen).await?;
     let tls = args
         .tls_cert

@@ -186,3 +186,41 @@ async fn serve_speaks_https_with_the_configured_certificate_and_stops_on_sigterm
     };
     assert!(exited.success(), "a graceful stop exits 0: {exited}");
 }
+
+#[test]
+fn bad_group_rules_stop_serve_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let rules = dir.path().join("groups.yaml");
+    let cases = [
+        (
+            "- {group: 'nghean:it', role: org-admin}\n",
+            "org-admin and finance take an organization",
+        ),
+        ("- {group: g, role: root}\n", "unknown variant `root`"),
+    ];
+    for (yaml, said) in cases {
+        std::fs::write(&rules, yaml).unwrap_or_else(|e| panic!("{e}"));
+        let out = Command::new(BIN)
+            .args([
+                "serve",
+                "--database-url",
+                "postgres://nobody@127.0.0.1:1/none",
+            ])
+            .args([
+                "--oidc-issuer",
+                "https://id.example",
+                "--oidc-audience",
+                "govcloud",
+            ])
+            .arg("--oidc-group-roles")
+            .arg(&rules)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("the OIDC group rules in") && stderr.contains(said),
+            "{stderr}"
+        );
+    }
+}

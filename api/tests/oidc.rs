@@ -9,7 +9,7 @@ use axum::routing::get;
 use govcloud_api::app::oidc::{Oidc, OidcSettings};
 use govcloud_api::cluster::KubeconfigTarget;
 use govcloud_api::db::principals::{self, NewPrincipal};
-use govcloud_api::domain::principal::Role;
+use govcloud_api::domain::principal::{GroupRole, Role};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -76,11 +76,7 @@ async fn id_tokens_from_the_issuer_authenticate_registered_subjects(db: PgPool) 
     let sim = kubesim::KubeSim::start()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let oidc = Oidc::new(OidcSettings {
-        issuer: iss.clone(),
-        audience: AUDIENCE.into(),
-        jwks_url: None,
-    });
+    let oidc = Oidc::new(OidcSettings::new(iss.clone(), AUDIENCE));
     let target = KubeconfigTarget {
         server: sim.url(),
         certificate_authority_data: None,
@@ -181,4 +177,114 @@ async fn id_tokens_from_the_issuer_authenticate_registered_subjects(db: PgPool) 
     let (status, _) =
         support::call_with(router, Method::GET, "/v1/audit-events", Some(&forged), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn group_rules_give_roles_and_a_registered_principal_wins(db: PgPool) {
+    let iss = issuer().await;
+    let rule = |group: &str, role, org: Option<&str>, tenant: Option<&str>| GroupRole {
+        group: group.into(),
+        role,
+        organization: org.map(String::from),
+        tenant: tenant.map(String::from),
+    };
+    let oidc = Oidc::new(OidcSettings {
+        groups_claim: "roles".into(),
+        group_roles: vec![
+            rule(
+                "demo:stttt:admins",
+                Role::TenantAdmin,
+                None,
+                Some("demo-stttt"),
+            ),
+            rule("demo:it", Role::OrgAdmin, Some("demo-province"), None),
+            rule(
+                "demo:ghost",
+                Role::TenantAdmin,
+                None,
+                Some("no-such-agency"),
+            ),
+        ],
+        ..OidcSettings::new(iss.clone(), AUDIENCE)
+    });
+    let api = support::TestApi::with_oidc(db, govcloud_api::Settings::default(), Some(oidc)).await;
+    let now = chrono::Utc::now().timestamp();
+    let token = |sub: &str, groups: Value| {
+        sign(
+            Algorithm::RS256,
+            "rsa-1",
+            &json!({"sub": sub, "iss": iss, "aud": AUDIENCE, "exp": now + 300, "iat": now,
+                    "email": format!("{sub}@demo.gov.vn"), "roles": groups}),
+        )
+    };
+    let call = |token: String, method: Method, path: &'static str, body: Option<Value>| {
+        let router = api.router();
+        async move { support::call_with(router, method, path, Some(&token), body).await }
+    };
+
+    // An agency's admin, known only by the group: sees its agency, acts as its tenant admin.
+    let lan = token("lan", json!(["staff", "demo:stttt:admins"]));
+    let (status, tenants) = call(lan.clone(), Method::GET, "/v1/tenants", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = tenants["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["demo-stttt"]);
+    let (status, _) = call(lan.clone(), Method::GET, "/v1/audit-events", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, request) = call(
+        lan,
+        Method::POST,
+        "/v1/capacity-requests",
+        Some(json!({"tenant": "demo-stttt", "namespace": "prod", "quota": {"pods": 60}, "reason": "more pods"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{request}");
+    assert_eq!(
+        request["requestedBy"], "oidc:lan@demo.gov.vn",
+        "the audit log names the person"
+    );
+
+    // The province's IT staff by group; groups that map to nothing, or to a missing agency: 401.
+    let (status, _) = call(
+        token("minh", json!("demo:it")),
+        Method::GET,
+        "/v1/principals",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for groups in [
+        json!(["staff"]),
+        json!([]),
+        json!(["demo:ghost"]),
+        json!(["demo:stttt"]),
+    ] {
+        let (status, _) = call(token("x", groups.clone()), Method::GET, "/v1/tenants", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{groups}");
+    }
+
+    // A registered principal wins over the rules: an auditor in the IT group is an auditor.
+    let (status, _) = api
+        .post(
+            "/v1/principals",
+            "platform-admin",
+            json!({"name": "hoa", "role": "auditor", "oidcSubject": "hoa", "apiToken": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let hoa = token("hoa", json!(["demo:it"]));
+    let (status, _) = call(hoa.clone(), Method::GET, "/v1/audit-events", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(
+        hoa,
+        Method::POST,
+        "/v1/tenants/demo-stttt/suspend",
+        Some(json!({"reason": "an auditor changes nothing"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -8,6 +8,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::RwLock;
 
+use crate::domain::principal::GroupRole;
+
 /// How long fetched keys are trusted before they are fetched again.
 const KEYS_TTL: Duration = Duration::from_secs(600);
 /// The soonest the keys are fetched again for a token signed by an unknown key.
@@ -20,6 +22,33 @@ pub struct OidcSettings {
     /// Where the keys are; discovered from the issuer's `/.well-known/openid-configuration`
     /// when not given.
     pub jwks_url: Option<String>,
+    /// The claim that lists a person's groups (`groups` by default).
+    pub groups_claim: String,
+    /// Roles given to groups' members who are not registered principals.
+    pub group_roles: Vec<GroupRole>,
+}
+
+impl OidcSettings {
+    /// Settings with no group rules.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            jwks_url: None,
+            groups_claim: "groups".into(),
+            group_roles: Vec::new(),
+        }
+    }
+}
+
+/// Who a verified ID token says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub subject: String,
+    /// What the audit log calls a person known by a group rule: `email`, else
+    /// `preferred_username`, else the subject.
+    pub display: String,
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +67,8 @@ pub enum OidcError {
     },
     #[error("the token does not verify: {0}")]
     Verify(#[source] jsonwebtoken::errors::Error),
+    #[error("the token has no subject")]
+    NoSubject,
     #[error("fetching {url}: {source}")]
     Fetch {
         url: String,
@@ -51,10 +82,7 @@ struct Discovery {
     jwks_uri: String,
 }
 
-#[derive(Deserialize)]
-struct Claims {
-    sub: String,
-}
+type Claims = serde_json::Map<String, serde_json::Value>;
 
 struct Cached {
     keys: JwkSet,
@@ -130,8 +158,12 @@ impl Oidc {
         Ok(keys)
     }
 
-    /// Verifies a bearer JWT and answers its subject.
-    pub async fn verify(&self, token: &str) -> Result<String, OidcError> {
+    pub fn group_roles(&self) -> &[GroupRole] {
+        &self.settings.group_roles
+    }
+
+    /// Verifies a bearer JWT and answers who it says the caller is.
+    pub async fn verify(&self, token: &str) -> Result<Identity, OidcError> {
         let header = jsonwebtoken::decode_header(token).map_err(OidcError::DecodeHeader)?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Err(OidcError::Algorithm(header.alg));
@@ -154,6 +186,23 @@ impl Oidc {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let data =
             jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(OidcError::Verify)?;
-        Ok(data.claims.sub)
+        let claims = data.claims;
+        let text = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(String::from);
+        let subject = text("sub").ok_or(OidcError::NoSubject)?;
+        let groups = match claims.get(&self.settings.groups_claim) {
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|g| g.as_str().map(String::from))
+                .collect(),
+            Some(serde_json::Value::String(one)) => vec![one.clone()],
+            _ => Vec::new(),
+        };
+        Ok(Identity {
+            display: text("email")
+                .or_else(|| text("preferred_username"))
+                .unwrap_or_else(|| subject.clone()),
+            subject,
+            groups,
+        })
     }
 }

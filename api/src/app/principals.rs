@@ -10,18 +10,22 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::app::oidc::Identity;
 use crate::app::{AppError, AppResult};
 use crate::db::principals::NewPrincipal;
 use crate::db::{self, audit};
 use crate::domain::field::FieldError;
-use crate::domain::principal::{Caller, PrincipalScope, Role, check_name, scope_mismatch};
+use crate::domain::principal::{
+    Caller, GroupRole, PrincipalScope, Role, check_name, rule_for, scope_mismatch,
+};
 use crate::domain::request::HORIZON_DAYS;
 use crate::domain::token;
 
 pub use crate::db::principals::PrincipalRow;
 
 /// The principal presenting `credential` (an API token, or an OIDC ID token when OIDC is
-/// configured), if any.
+/// configured), if any. A person with an ID token is the principal registered for its subject;
+/// failing that, the first group rule that names one of its groups gives its role.
 pub async fn authenticate(state: &AppState, credential: &str) -> AppResult<Option<Caller>> {
     if token::looks_like_token(credential) {
         return Ok(db::principals::by_token_hash(&state.db, &token::hash(credential)).await?);
@@ -29,13 +33,51 @@ pub async fn authenticate(state: &AppState, credential: &str) -> AppResult<Optio
     let Some(oidc) = &state.oidc else {
         return Ok(None);
     };
-    match oidc.verify(credential).await {
-        Ok(subject) => Ok(db::principals::by_oidc_subject(&state.db, &subject).await?),
+    let identity = match oidc.verify(credential).await {
+        Ok(identity) => identity,
         Err(e) => {
             tracing::info!(error = %e, "bearer JWT refused");
-            Ok(None)
+            return Ok(None);
         }
+    };
+    if let Some(registered) = db::principals::by_oidc_subject(&state.db, &identity.subject).await? {
+        return Ok(Some(registered));
     }
+    let Some(rule) = rule_for(oidc.group_roles(), &identity.groups) else {
+        return Ok(None);
+    };
+    caller_from_rule(state, rule, &identity).await
+}
+
+/// The caller a group rule makes of a person, when its organization or tenant exists (and the
+/// tenant is not being offboarded).
+async fn caller_from_rule(
+    state: &AppState,
+    rule: &GroupRole,
+    identity: &Identity,
+) -> AppResult<Option<Caller>> {
+    let (organization_id, tenant_id) = match (&rule.organization, &rule.tenant) {
+        (Some(org), None) => match db::organizations::by_name(&state.db, org).await? {
+            Some(o) => (Some(o.organization_id), None),
+            None => return Ok(unresolved(rule)),
+        },
+        (None, Some(tenant)) => match db::tenants::by_name(&state.db, tenant).await? {
+            Some(t) if t.offboarded_at.is_none() => (Some(t.organization_id), Some(t.tenant_id)),
+            _ => return Ok(unresolved(rule)),
+        },
+        _ => (None, None),
+    };
+    Ok(Some(Caller {
+        name: format!("oidc:{}", identity.display),
+        role: rule.role,
+        organization_id,
+        tenant_id,
+    }))
+}
+
+fn unresolved(rule: &GroupRole) -> Option<Caller> {
+    tracing::warn!(group = %rule.group, "a group rule names an organization or tenant that does not exist (or is leaving)");
+    None
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

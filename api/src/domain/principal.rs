@@ -193,6 +193,41 @@ pub struct PrincipalScope {
     pub tenant_id: Option<Uuid>,
 }
 
+/// A rule giving the people of an identity provider's group a role, so a province need not
+/// register everyone one by one: `group: nghean:stttt:admins, role: tenant-admin, tenant:
+/// nghean-stttt`. A registered principal always wins over a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRole {
+    pub group: String,
+    pub role: Role,
+    #[serde(default)]
+    pub organization: Option<String>,
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// Checks a list of group rules: each scoped as its role needs, no group twice.
+pub fn check_group_roles(rules: &[GroupRole]) -> Result<(), String> {
+    for (i, r) in rules.iter().enumerate() {
+        if r.group.trim().is_empty() {
+            return Err(format!("rule {i}: the group is empty"));
+        }
+        if let Some(why) = scope_mismatch(r.role, r.organization.is_some(), r.tenant.is_some()) {
+            return Err(format!("rule {i} (group {}): {why}", r.group));
+        }
+        if rules[..i].iter().any(|o| o.group == r.group) {
+            return Err(format!("rule {i}: group {} is mapped twice", r.group));
+        }
+    }
+    Ok(())
+}
+
+/// The rule for a person in `groups`: the first in the list whose group they are in.
+pub fn rule_for<'a>(rules: &'a [GroupRole], groups: &[String]) -> Option<&'a GroupRole> {
+    rules.iter().find(|r| groups.contains(&r.group))
+}
+
 /// The most characters of a principal's name.
 pub const MAX_NAME: usize = 128;
 
@@ -291,6 +326,41 @@ mod tests {
         assert!(
             caller(Role::Auditor, None, None).sees_principal(&scope(Role::PlatformAdmin, None))
         );
+    }
+
+    #[test]
+    fn the_first_rule_of_a_persons_groups_gives_the_role() {
+        let rule = |group: &str, role, org: Option<&str>, tenant: Option<&str>| GroupRole {
+            group: group.into(),
+            role,
+            organization: org.map(String::from),
+            tenant: tenant.map(String::from),
+        };
+        let rules = vec![
+            rule("nghean:it", Role::OrgAdmin, Some("nghe-an"), None),
+            rule(
+                "nghean:stttt:admins",
+                Role::TenantAdmin,
+                None,
+                Some("nghean-stttt"),
+            ),
+        ];
+        assert_eq!(check_group_roles(&rules), Ok(()));
+        let groups = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            rule_for(&rules, &groups(&["x", "nghean:stttt:admins", "nghean:it"])).map(|r| r.role),
+            Some(Role::OrgAdmin),
+            "file order decides"
+        );
+        assert_eq!(
+            rule_for(&rules, &groups(&["nghean:stttt"])),
+            None,
+            "whole names only"
+        );
+        let bad = vec![rule("g", Role::TenantAdmin, Some("nghe-an"), None)];
+        assert!(check_group_roles(&bad).is_err());
+        let twice = vec![rules[0].clone(), rules[0].clone()];
+        assert!(check_group_roles(&twice).is_err());
     }
 
     #[test]

@@ -34,13 +34,22 @@ pub async fn install_crd(client: &kube::Client) {
 }
 
 pub async fn state_for(db: PgPool, sim: &KubeSim, settings: Settings) -> AppState {
+    state_with_oidc(db, sim, settings, None).await
+}
+
+pub async fn state_with_oidc(
+    db: PgPool,
+    sim: &KubeSim,
+    settings: Settings,
+    oidc: Option<govcloud_api::app::oidc::Oidc>,
+) -> AppState {
     let client = sim.client().unwrap_or_else(|e| panic!("{e}"));
     let target = KubeconfigTarget {
         server: sim.url(),
         certificate_authority_data: None,
         insecure_skip_tls_verify: false,
     };
-    let (state, watches) = govcloud_api::serve::state(db, client, target, None, settings);
+    let (state, watches) = govcloud_api::serve::state(db, client, target, oidc, settings);
     tokio::spawn(watches);
     state
 }
@@ -51,9 +60,17 @@ impl TestApi {
     }
 
     pub async fn with_settings(db: PgPool, settings: Settings) -> Self {
+        Self::with_oidc(db, settings, None).await
+    }
+
+    pub async fn with_oidc(
+        db: PgPool,
+        settings: Settings,
+        oidc: Option<govcloud_api::app::oidc::Oidc>,
+    ) -> Self {
         let sim = KubeSim::start().await.unwrap_or_else(|e| panic!("{e}"));
         install_crd(&sim.client().unwrap_or_else(|e| panic!("{e}"))).await;
-        let state = state_for(db, &sim, settings).await;
+        let state = state_with_oidc(db, &sim, settings, oidc).await;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let tokens = govcloud_api::dev::seed::seed(&state, &dir.path().join("tokens.json"))
             .await

@@ -29,6 +29,10 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Apply the database migrations before serving. Without it, serve refuses a database whose
+    /// schema is behind (production runs `govcloud migrate` once, as the Helm chart's Job does).
+    #[arg(long, env = "GOVCLOUD_MIGRATE")]
+    pub migrate: bool,
     /// PEM certificate chain; with --tls-key the API speaks HTTPS only.
     #[arg(long, env = "GOVCLOUD_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -27,6 +27,10 @@ pub enum ServeError {
     ConnectDatabase(#[source] sqlx::Error),
     #[error("migrating the database: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error(
+        "the database schema is behind this govcloud ({0} migrations pending): run `govcloud migrate` (the Helm chart's migration Job does), or serve with --migrate"
+    )]
+    SchemaBehind(usize),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("connecting to Kubernetes: {0}")]
@@ -70,6 +74,31 @@ pub async fn connect_database(args: &DatabaseArgs) -> Result<PgPool, ServeError>
 
 pub async fn migrate(db: &PgPool) -> Result<(), ServeError> {
     db::MIGRATOR.run(db).await.map_err(ServeError::Migrate)
+}
+
+/// Refuses to serve from a database whose schema is behind this build (migrations are applied
+/// by `govcloud migrate`, the Helm chart's hook Job, or `serve --migrate`).
+pub async fn ensure_migrated(db: &PgPool) -> Result<(), ServeError> {
+    use sqlx::migrate::Migrate;
+    let mut conn = db.acquire().await.map_err(ServeError::ConnectDatabase)?;
+    conn.ensure_migrations_table()
+        .await
+        .map_err(ServeError::Migrate)?;
+    let applied: std::collections::HashSet<i64> = conn
+        .list_applied_migrations()
+        .await
+        .map_err(ServeError::Migrate)?
+        .into_iter()
+        .map(|m| m.version)
+        .collect();
+    let pending = db::MIGRATOR
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .count();
+    if pending > 0 {
+        return Err(ServeError::SchemaBehind(pending));
+    }
+    Ok(())
 }
 
 /// The state of a running API and the future that keeps its cluster watches running.
@@ -178,7 +207,8 @@ pub async fn run(
     served
 }
 
-/// `govcloud serve`: connects, migrates, and runs until `shutdown`.
+/// `govcloud serve`: connects, checks (or with `--migrate` applies) the migrations, and runs
+/// until `shutdown`.
 pub async fn run_from_args(
     args: ServeArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -186,7 +216,11 @@ pub async fn run_from_args(
     // A bad configuration stops the API before it touches anything.
     let oidc = args.oidc()?;
     let db = connect_database(&args.database).await?;
-    migrate(&db).await?;
+    if args.migrate {
+        migrate(&db).await?;
+    } else {
+        ensure_migrated(&db).await?;
+    }
     let config = kube::Config::infer()
         .await
         .map_err(|e| ServeError::ConnectCluster(e.to_string()))?;

@@ -119,6 +119,7 @@ async fn serve_speaks_https_with_the_configured_certificate_and_stops_on_sigterm
         Command::new(BIN)
             .args([
                 "serve",
+                "--migrate",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--database-url",
@@ -223,4 +224,27 @@ fn bad_group_rules_stop_serve_with_a_clear_error() {
             "{stderr}"
         );
     }
+}
+
+#[sqlx::test(migrations = false)]
+async fn serve_refuses_a_database_behind_its_schema_unless_told_to_migrate(db: PgPool) {
+    let url = url(&db.connect_options());
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+        .env("KUBECONFIG", "/nonexistent")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("migrations pending") && stderr.contains("govcloud migrate"),
+        "{stderr}"
+    );
+    let tables: i64 = sqlx::query_scalar(
+        "select count(*) from information_schema.tables where table_name = 'tenant'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(tables, 0, "serve changed nothing");
 }

@@ -12,7 +12,7 @@
 //! # Where it deliberately differs from Kubernetes
 //! - No authentication and no authorization: every request is allowed; RBAC objects are stored,
 //!   never evaluated. TokenRequest tokens are well-formed JWTs that are not signed.
-//! - No admission webhooks. Custom resources are validated, defaulted and pruned against their
+//! - No admission webhooks, and ValidatingAdmissionPolicies are stored but not evaluated. Custom resources are validated, defaulted and pruned against their
 //!   CRD's schema without CEL rules (see [`schema`]); built-in kinds get only the validation
 //!   listed here (names, labels, quota, limit ranges), not their full schemas.
 //! - No kubelet, scheduler or workload controllers: pods stay `Pending` until a test writes their

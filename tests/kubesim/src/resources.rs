@@ -343,6 +343,27 @@ const BUILTINS: &[Builtin] = &[
         true,
         true,
     ),
+    // Stored and served like any object; their CEL is not evaluated (see docs/development/kubesim.md).
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+        false,
+        &[],
+        true,
+        true,
+    ),
+    b(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+        false,
+        &[],
+        false,
+        true,
+    ),
     b(
         "apiextensions.k8s.io",
         "v1",

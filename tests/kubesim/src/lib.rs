@@ -10,8 +10,10 @@
 //! admission and usage.
 //!
 //! # Where it deliberately differs from Kubernetes
-//! - No authentication and no authorization: every request is allowed; RBAC objects are stored,
-//!   never evaluated. TokenRequest tokens are well-formed JWTs that are not signed.
+//! - No authentication and no authorization unless [`Config::authorization`] asks for them; then
+//!   RBAC decides (see [`rbac`]) but escalation prevention on `bind`/`escalate`, access reviews
+//!   and non-resource URL rules are not modelled. TokenRequest tokens are well-formed JWTs that
+//!   are not signed; the simulator remembers which it issued.
 //! - No admission webhooks, and ValidatingAdmissionPolicies are stored but not evaluated. Custom resources are validated, defaulted and pruned against their
 //!   CRD's schema without CEL rules (see [`schema`]); built-in kinds get only the validation
 //!   listed here (names, labels, quota, limit ranges), not their full schemas.
@@ -35,6 +37,7 @@ pub mod error;
 pub mod managed;
 pub mod patch;
 pub mod protobuf;
+pub mod rbac;
 pub mod resources;
 pub mod schema;
 pub mod selector;
@@ -72,6 +75,11 @@ pub struct Config {
     pub history_limit: usize,
     /// How often watches that allow bookmarks get one.
     pub bookmark_interval: Duration,
+    /// Authenticate every request and authorize it with RBAC, as an API server does: the
+    /// administrator's token (`kubesim`, in the kubeconfig and [`KubeSim::client`]) may do
+    /// anything; a ServiceAccount's token from TokenRequest may do what its bindings allow, until
+    /// it expires or the ServiceAccount is deleted. Off by default: everyone may do anything.
+    pub authorization: bool,
 }
 
 impl Default for Config {
@@ -87,6 +95,7 @@ impl Default for Config {
                 .collect(),
             history_limit: 100_000,
             bookmark_interval: Duration::from_secs(5),
+            authorization: false,
         }
     }
 }
@@ -131,6 +140,7 @@ impl KubeSim {
             watch_epoch: epoch,
             bookmark_interval: config.bookmark_interval,
             server_address: addr.to_string(),
+            authorize: config.authorization,
         });
         let app = axum::Router::new()
             .fallback(server::handle)
@@ -168,13 +178,20 @@ impl KubeSim {
         format!("http://{}", self.addr)
     }
 
-    /// A real `kube::Client` talking HTTP to this simulator.
+    /// A real `kube::Client` talking HTTP to this simulator, as its administrator.
     pub fn client(&self) -> Result<kube::Client, kube::Error> {
+        self.client_with_token(server::ADMIN_TOKEN)
+    }
+
+    /// A real `kube::Client` presenting `token` (a ServiceAccount's, from TokenRequest).
+    pub fn client_with_token(&self, token: &str) -> Result<kube::Client, kube::Error> {
         let uri: http::Uri = self
             .url()
             .parse()
             .map_err(|e: http::uri::InvalidUri| kube::Error::Service(Box::new(e)))?;
-        kube::Client::try_from(kube::Config::new(uri))
+        let mut config = kube::Config::new(uri);
+        config.auth_info.token = Some(token.to_string().into());
+        kube::Client::try_from(config)
     }
 
     /// A kubeconfig that kubectl, helm and kube-rs use as it is.

@@ -46,6 +46,59 @@ impl LabelSelector {
         self.0.is_empty()
     }
 
+    /// A `metav1.LabelSelector` object (`matchLabels`, `matchExpressions`).
+    pub fn from_json(v: &Value) -> ApiResult<Self> {
+        let mut reqs = Vec::new();
+        for (k, val) in v
+            .get("matchLabels")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let val = val
+                .as_str()
+                .ok_or_else(|| ApiError::bad_request(format!("matchLabels {k}: not a string")))?;
+            reqs.push(Requirement {
+                key: k.clone(),
+                op: Op::Eq(val.to_string()),
+            });
+        }
+        for e in v
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+            let values: Vec<String> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let op = match e.get("operator").and_then(Value::as_str) {
+                Some("In") => Op::In(values),
+                Some("NotIn") => Op::NotIn(values),
+                Some("Exists") => Op::Exists,
+                Some("DoesNotExist") => Op::NotExists,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "matchExpressions {key}: unknown operator {other:?}"
+                    )));
+                }
+            };
+            reqs.push(Requirement {
+                key: key.to_string(),
+                op,
+            });
+        }
+        Ok(Self(reqs))
+    }
+
     /// Whether an object's `metadata.labels` satisfy every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
         let labels = obj.pointer("/metadata/labels");

@@ -29,6 +29,66 @@ pub struct Shared {
     pub watch_epoch: watch::Sender<u64>,
     pub bookmark_interval: Duration,
     pub server_address: String,
+    /// Whether requests are authenticated and authorized (RBAC); off, everyone may do anything.
+    pub authorize: bool,
+}
+
+/// The bearer token of the simulator's administrator (`system:masters`), as in its kubeconfig.
+pub const ADMIN_TOKEN: &str = "kubesim";
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The 401 the API server answers a request without valid credentials.
+fn unauthorized() -> Response {
+    json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "Unauthorized", "reason": "Unauthorized", "code": 401}),
+    )
+}
+
+/// Who the caller is; `None` when its credentials are missing or invalid.
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Option<crate::rbac::Identity> {
+    let token = bearer(headers)?;
+    if token == ADMIN_TOKEN {
+        return Some(crate::rbac::Identity {
+            user: "kubesim-admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+        });
+    }
+    let issued = shared.store().token_owner(token)?;
+    Some(crate::rbac::Identity::service_account(
+        &issued.namespace,
+        &issued.service_account,
+    ))
+}
+
+/// The `details` of a 403 Status: the object's name (when the request names one), group, kind.
+fn forbidden_details(a: &crate::rbac::Attributes) -> Value {
+    let mut d = json!({"group": a.group, "kind": a.resource});
+    if let Some(name) = &a.name {
+        d["name"] = json!(name);
+    }
+    d
+}
+
+/// The RBAC verb of a request.
+fn verb(method: &Method, named: bool, q: &HashMap<String, String>) -> &'static str {
+    match (method, named) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if flag(q, "watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => "unknown",
+    }
 }
 
 impl Shared {
@@ -295,10 +355,40 @@ pub async fn handle(
         }
         _ => {}
     }
+    // Discovery is open to every authenticated caller, as the system:discovery role makes it.
+    let identity = if shared.authorize {
+        match authenticate(&shared, &headers) {
+            Some(id) => Some(id),
+            None => return unauthorized(),
+        }
+    } else {
+        None
+    };
     let target = match parse_target(&shared.store(), &segments) {
         Ok(t) => t,
         Err(e) => return error_response(&e),
     };
+    if let Some(id) = &identity {
+        let attrs = crate::rbac::Attributes {
+            verb: verb(&method, target.name.is_some(), &q).to_string(),
+            group: target.rt.group.clone(),
+            resource: target.rt.plural.clone(),
+            subresource: target.sub.clone(),
+            namespace: target.namespace.clone(),
+            name: target.name.clone(),
+        };
+        let policy = shared.store().rbac_policy();
+        if !crate::rbac::allowed(&policy, id, &attrs) {
+            tracing::debug!(user = %id.user, ?attrs, "forbidden");
+            return json_response(
+                StatusCode::FORBIDDEN,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                        "message": crate::rbac::forbidden_message(id, &attrs), "reason": "Forbidden",
+                        "details": forbidden_details(&attrs),
+                        "code": 403}),
+            );
+        }
+    }
     let result = route(&shared, &method, target, &q, &headers, &body).await;
     match result {
         Ok(resp) => resp,

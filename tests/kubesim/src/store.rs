@@ -116,6 +116,17 @@ pub struct Store {
     tx: broadcast::Sender<Arc<Event>>,
     next_ip: u32,
     next_node_port: u32,
+    /// Tokens issued by TokenRequest: whose, and until when (unix seconds).
+    tokens: HashMap<String, IssuedToken>,
+}
+
+/// A ServiceAccount token the simulator issued.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub namespace: String,
+    pub service_account: String,
+    pub uid: String,
+    pub expires: i64,
 }
 
 pub fn now() -> String {
@@ -284,6 +295,7 @@ impl Store {
             tx,
             next_ip: 10,
             next_node_port: 30000,
+            tokens: HashMap::new(),
         }
     }
 
@@ -1478,7 +1490,42 @@ impl Store {
     }
 
     /// The TokenRequest API: a token for a ServiceAccount (not signed: the simulator checks no credentials).
-    pub fn token_request(&self, ns: &str, sa: &str, body: &Value) -> ApiResult<Value> {
+    /// The ServiceAccount a token was issued for, while it is valid: not expired, and the
+    /// ServiceAccount it was issued for (same uid) still exists.
+    pub fn token_owner(&self, token: &str) -> Option<IssuedToken> {
+        let issued = self.tokens.get(token)?;
+        if issued.expires <= jiff::Timestamp::now().as_second() {
+            return None;
+        }
+        let key = ResKey {
+            group: String::new(),
+            plural: "serviceaccounts".into(),
+        };
+        let account = self.lookup(&key, &issued.namespace, &issued.service_account)?;
+        (meta_str(&account, "uid") == Some(issued.uid.as_str())).then(|| issued.clone())
+    }
+
+    /// Every Role, ClusterRole and binding, for the authorizer.
+    pub fn rbac_policy(&self) -> crate::rbac::Policy {
+        let all = |plural: &str| -> Vec<Value> {
+            let key = ResKey {
+                group: "rbac.authorization.k8s.io".into(),
+                plural: plural.into(),
+            };
+            self.objects
+                .get(&key)
+                .map(|m| m.values().map(|v| (**v).clone()).collect())
+                .unwrap_or_default()
+        };
+        crate::rbac::Policy {
+            roles: all("roles"),
+            cluster_roles: all("clusterroles"),
+            role_bindings: all("rolebindings"),
+            cluster_role_bindings: all("clusterrolebindings"),
+        }
+    }
+
+    pub fn token_request(&mut self, ns: &str, sa: &str, body: &Value) -> ApiResult<Value> {
         let key = ResKey {
             group: String::new(),
             plural: "serviceaccounts".into(),
@@ -1518,7 +1565,22 @@ impl Store {
             "{}.{}.{}",
             b64(&json!({"alg": "RS256", "kid": "kubesim"})),
             b64(&claims),
-            random_suffix()
+            [
+                random_suffix(),
+                random_suffix(),
+                random_suffix(),
+                random_suffix()
+            ]
+            .concat()
+        );
+        self.tokens.insert(
+            token.clone(),
+            IssuedToken {
+                namespace: ns.to_string(),
+                service_account: sa.to_string(),
+                uid: meta_str(&account, "uid").unwrap_or_default().to_string(),
+                expires: exp,
+            },
         );
         Ok(json!({
             "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",

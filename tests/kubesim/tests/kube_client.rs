@@ -930,3 +930,112 @@ async fn object_count_quotas_refuse_node_ports_and_load_balancers() -> TestResul
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn with_authorization_tokens_get_what_their_bindings_allow_and_no_more() -> TestResult {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let config = Config {
+        authorization: true,
+        ..Config::default()
+    };
+    let sim = KubeSim::start_with(config, "127.0.0.1:0".parse()?).await?;
+    let admin = sim.client()?;
+    for ns in ["team", "other"] {
+        Api::<Namespace>::all(admin.clone())
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+            )
+            .await?;
+    }
+    let accounts = Api::<ServiceAccount>::namespaced(admin.clone(), "team");
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "app"}}))?,
+        )
+        .await?;
+    Api::<Role>::namespaced(admin.clone(), "team")
+        .create(&PostParams::default(), &serde_json::from_value(json!({
+            "metadata": {"name": "cm"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "create"]}]
+        }))?)
+        .await?;
+    Api::<RoleBinding>::namespaced(admin.clone(), "team")
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "cm"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm"},
+                "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": "team"}]
+            }))?,
+        )
+        .await?;
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(600),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let token = accounts
+        .create_token_request("app", &PostParams::default(), &request)
+        .await?
+        .status
+        .map(|s| s.token)
+        .unwrap_or_default();
+    let app = sim.client_with_token(&token)?;
+    let mine = Api::<ConfigMap>::namespaced(app.clone(), "team");
+    mine.create(&PostParams::default(), &cm("settings", json!({"a": "1"}))?)
+        .await?;
+    assert_eq!(mine.list(&ListParams::default()).await?.items.len(), 1);
+    // Another namespace, a verb the role lacks, a kind it lacks: 403 in the API server's words.
+    let refused = api_error(
+        Api::<ConfigMap>::namespaced(app.clone(), "other")
+            .list(&ListParams::default())
+            .await
+            .err()
+            .ok_or("listing another namespace was allowed")?,
+    );
+    assert_eq!((refused.code, refused.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        refused.message,
+        "configmaps is forbidden: User \"system:serviceaccount:team:app\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"other\""
+    );
+    let refused = mine
+        .delete("settings", &DeleteParams::default())
+        .await
+        .err()
+        .ok_or("delete was allowed")?;
+    assert_eq!(api_error(refused).code, 403);
+    let refused = Api::<Namespace>::all(app.clone())
+        .list(&ListParams::default())
+        .await
+        .err()
+        .ok_or("namespaces listed")?;
+    assert_eq!(api_error(refused).code, 403);
+    // No token, a made-up token, and the token of a deleted ServiceAccount: 401.
+    for bad in ["", "eyJhbGciOiJSUzI1NiJ9.e30.forged"] {
+        let refused = sim.client_with_token(bad)?.apiserver_version().await;
+        assert!(
+            refused.is_ok(),
+            "discovery stays open only to valid tokens? {refused:?}"
+        );
+        let refused = Api::<ConfigMap>::namespaced(sim.client_with_token(bad)?, "team")
+            .list(&ListParams::default())
+            .await
+            .err()
+            .ok_or("an unknown token was accepted")?;
+        assert_eq!(api_error(refused).code, 401, "{bad:?}");
+    }
+    accounts.delete("app", &DeleteParams::default()).await?;
+    let refused = mine
+        .list(&ListParams::default())
+        .await
+        .err()
+        .ok_or("a deleted account's token still works")?;
+    assert_eq!(api_error(refused).code, 401);
+    Ok(())
+}

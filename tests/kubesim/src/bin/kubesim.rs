@@ -34,6 +34,10 @@ struct Args {
     /// Seconds between watch bookmarks.
     #[arg(long, default_value_t = 5)]
     bookmark_seconds: u64,
+    /// Authenticate and authorize every request with RBAC (the kubeconfig's token is the
+    /// administrator's; ServiceAccount tokens from TokenRequest get what their bindings allow).
+    #[arg(long)]
+    authorization: bool,
 }
 
 #[tokio::main]
@@ -55,6 +59,7 @@ async fn main() -> anyhow::Result<()> {
             .collect(),
         history_limit: args.history,
         bookmark_interval: Duration::from_secs(args.bookmark_seconds.max(1)),
+        authorization: args.authorization,
     };
     let sim = kubesim::KubeSim::start_with(config, args.listen).await?;
     sim.write_kubeconfig(&args.kubeconfig)?;

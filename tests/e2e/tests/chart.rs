@@ -123,3 +123,261 @@ async fn the_rendered_chart_applies_to_an_api_server() -> TestResult {
     }
     Ok(())
 }
+
+/// Server-side applies every object of a multi-document YAML, finding each kind by discovery.
+async fn apply_all(client: &kube::Client, yaml: &str) -> TestResult {
+    use k8s_openapi::serde::Deserialize;
+    use kube::api::{DynamicObject, Patch, PatchParams};
+    use kube::core::GroupVersionKind;
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let value = serde_json::Value::deserialize(doc)?;
+        if value.is_null() {
+            continue;
+        }
+        let obj: DynamicObject = serde_json::from_value(value)?;
+        let types = obj
+            .types
+            .clone()
+            .ok_or("an object without apiVersion and kind")?;
+        let (group, version) = match types.api_version.split_once('/') {
+            Some((g, v)) => (g.to_string(), v.to_string()),
+            None => (String::new(), types.api_version.clone()),
+        };
+        let gvk = GroupVersionKind::gvk(&group, &version, &types.kind);
+        let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await?;
+        let api: Api<DynamicObject> = match &caps.scope {
+            kube::discovery::Scope::Namespaced => Api::namespaced_with(
+                client.clone(),
+                obj.metadata
+                    .namespace
+                    .as_deref()
+                    .unwrap_or("govcloud-system"),
+                &ar,
+            ),
+            kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &ar),
+        };
+        let name = obj
+            .metadata
+            .name
+            .clone()
+            .ok_or("an object without a name")?;
+        api.patch(
+            &name,
+            &PatchParams::apply("helm").force(),
+            &Patch::Apply(&obj),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A token for one of the chart's ServiceAccounts, from TokenRequest (as the pod would get).
+async fn token_of(admin: &kube::Client, account: &str) -> TestResult<String> {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let answer = Api::<ServiceAccount>::namespaced(admin.clone(), "govcloud-system")
+        .create_token_request(account, &Default::default(), &TokenRequest::default())
+        .await?;
+    Ok(answer.status.map(|s| s.token).unwrap_or_default())
+}
+
+/// A Tenant for the checks: the documented example without its link.
+fn example(name: &str) -> TestResult<govcloud_tenant::crd::Tenant> {
+    let yaml = include_str!("../../../docs/examples/tenant.yaml").replace("nghean-stttt", name);
+    let mut t: govcloud_tenant::crd::Tenant = serde_yaml::from_str(&yaml)?;
+    t.spec.network.allow_from.clear();
+    Ok(t)
+}
+
+/// The operator's and the API's ServiceAccounts, each with its own token against a simulator
+/// that enforces RBAC, can do their work with exactly the chart's roles — and a weakened role
+/// makes the operator's work fail, so the check can fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_service_accounts_are_enough_for_their_work() -> TestResult {
+    use govcloud_tenant::crd::{Phase, Tenant};
+    use k8s_openapi::api::core::v1::Namespace;
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use kube::api::{Patch, PatchParams, PostParams};
+    use std::sync::Arc;
+
+    let config = kubesim::Config {
+        authorization: true,
+        ..kubesim::Config::default()
+    };
+    let sim = kubesim::KubeSim::start_with(config, "127.0.0.1:0".parse()?).await?;
+    // kubectl sends no bearer token over plain HTTP, so the administrator applies the chart
+    // with kube-rs (server-side apply, as helm 4 does).
+    let admin = sim.client()?;
+    Api::<Namespace>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": "govcloud-system"}}))?,
+        )
+        .await?;
+    apply_all(&admin, &helm_template(&[])?).await?;
+
+    // The operator, as its Deployment runs it: its own token, nothing else.
+    let operator = sim.client_with_token(&token_of(&admin, "govcloud-operator").await?)?;
+    let denied = Api::<k8s_openapi::api::core::v1::Secret>::all(operator.clone())
+        .list(&Default::default())
+        .await;
+    assert!(denied.is_err(), "the operator reads no Secrets");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let telemetry = Arc::new(govcloud_operator::telemetry::Telemetry::default());
+    let task = tokio::spawn(govcloud_operator::controller::run(
+        operator,
+        govcloud_operator::controller::Settings::default(),
+        telemetry.clone(),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let tenants = Api::<Tenant>::all(admin.clone());
+    tenants
+        .create(&PostParams::default(), &example("least-priv")?)
+        .await?;
+    govcloud_e2e::eventually("the tenant Ready under the operator's own role", || async {
+        let t = tenants.get("least-priv").await.map_err(|e| e.to_string())?;
+        let s = t.status.unwrap_or_default();
+        (s.phase == Some(Phase::Ready)).then_some(()).ok_or(format!(
+            "{:?} {:?}",
+            s.phase,
+            s.conditions.first().map(|c| &c.message)
+        ))
+    })
+    .await?;
+    let policies = Api::<NetworkPolicy>::namespaced(admin.clone(), "least-priv-prod")
+        .list(&Default::default())
+        .await?;
+    assert!(
+        policies.items.len() >= 4,
+        "isolation policies made: {}",
+        policies.items.len()
+    );
+
+    // The API, as its Deployment runs it: apply and watch Tenants, see Nodes and Namespaces,
+    // issue a deployer token, publish an Event, delete a Tenant.
+    let api_client = sim.client_with_token(&token_of(&admin, "govcloud-api").await?)?;
+    let target = govcloud_api::cluster::KubeconfigTarget {
+        server: sim.url(),
+        certificate_authority_data: None,
+        insecure_skip_tls_verify: false,
+    };
+    let (cluster, watches) = govcloud_api::cluster::Cluster::new(api_client, target);
+    let watching = tokio::spawn(watches);
+    assert!(
+        cluster
+            .wait_for_nodes(std::time::Duration::from_secs(10))
+            .await
+    );
+    assert!(cluster.allocatable().is_some(), "Nodes readable");
+    let mut by_api = example("via-api")?;
+    by_api.metadata.labels = Some(
+        [(
+            "govcloud.io/organization".to_string(),
+            "nghe-an".to_string(),
+        )]
+        .into(),
+    );
+    cluster.apply_tenant(&by_api).await?;
+    govcloud_e2e::eventually("the API's watches to see its tenant made", || async {
+        let reserved: Vec<String> = Vec::new();
+        (cluster
+            .tenant_status("via-api")
+            .is_some_and(|s| s.phase == Some(Phase::Ready))
+            && cluster.namespace_is_own("via-api-prod", "via-api", &reserved))
+        .then_some(())
+        .ok_or("not yet")
+    })
+    .await?;
+    let (token, _) = cluster
+        .service_account_token(
+            "via-api-prod",
+            "deployer",
+            std::time::Duration::from_secs(600),
+        )
+        .await?;
+    assert!(!token.is_empty());
+    cluster
+        .warn_on_tenant(
+            &by_api,
+            "SpecReverted",
+            "a test of the API's Event permission".into(),
+        )
+        .await;
+    let events = Api::<k8s_openapi::api::events::v1::Event>::all(admin.clone())
+        .list(&Default::default())
+        .await?;
+    assert!(
+        events
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("SpecReverted"))
+    );
+    assert!(cluster.delete_tenant("via-api").await.is_ok());
+    // Its token reaches no other ServiceAccount's tokens than the deployers'.
+    assert!(
+        cluster
+            .service_account_token(
+                "least-priv-prod",
+                "default",
+                std::time::Duration::from_secs(600)
+            )
+            .await
+            .is_err()
+    );
+
+    // Weakened (test only): without NetworkPolicies, the operator cannot isolate a tenant, and
+    // says so; the check fails as it must.
+    Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(admin.clone())
+        .patch(
+            "govcloud-operator",
+            &PatchParams::default(),
+            &Patch::<()>::Json(serde_json::from_value(
+                serde_json::json!([{"op": "remove", "path": "/rules/4"}]),
+            )?),
+        )
+        .await?;
+    let role = Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(admin.clone())
+        .get("govcloud-operator")
+        .await?;
+    assert!(
+        !role.rules.unwrap_or_default().iter().any(|r| r
+            .resources
+            .clone()
+            .unwrap_or_default()
+            .contains(&"networkpolicies".to_string())),
+        "the weakened role lost networkpolicies"
+    );
+    let apply_errors = || {
+        let label = govcloud_operator::telemetry::ErrorLabels {
+            category: "apply_object",
+        };
+        telemetry.reconcile_errors.get_or_create(&label).get()
+    };
+    let before = apply_errors();
+    tenants
+        .create(&PostParams::default(), &example("weakened")?)
+        .await?;
+    govcloud_e2e::eventually("the weakened operator to fail applying", || async {
+        let failed = apply_errors();
+        (failed > before)
+            .then_some(())
+            .ok_or(format!("{failed} apply errors"))
+    })
+    .await?;
+    let weakened = tenants.get("weakened").await?;
+    assert_ne!(
+        weakened.status.and_then(|s| s.phase),
+        Some(Phase::Ready),
+        "a tenant the operator could not isolate is never Ready"
+    );
+    let namespace = Api::<Namespace>::all(admin)
+        .get_opt("weakened-prod")
+        .await?;
+    assert!(namespace.is_some(), "what it may still do, it did");
+    let _ = stop_tx.send(());
+    let _ = task.await;
+    watching.abort();
+    Ok(())
+}

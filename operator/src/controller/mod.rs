@@ -108,6 +108,29 @@ pub enum Error {
 }
 
 impl Error {
+    /// The cause in plain words, for a Tenant's condition: what the API server said, without
+    /// the client's wrapping.
+    pub fn plain(&self) -> String {
+        match self {
+            Self::ApplyObject { kind, name, source }
+            | Self::DeleteObject { kind, name, source }
+            | Self::ReadObject { kind, name, source } => {
+                let verb = match self {
+                    Self::ApplyObject { .. } => "applying",
+                    Self::DeleteObject { .. } => "deleting",
+                    _ => "reading",
+                };
+                match source.as_ref() {
+                    kube::Error::Api(s) => format!("{verb} {kind} {name}: {}", s.message),
+                    other => {
+                        format!("{verb} {kind} {name}: the cluster could not be reached: {other}")
+                    }
+                }
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// A static name for logs and metrics.
     pub fn category(&self) -> &'static str {
         match self {
@@ -293,8 +316,22 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let observed = match apply::apply_tenant(&ctx.client, tenant, &outbound, &ctx.platform).await {
         Ok(o) => o,
         Err(e) => {
-            ctx.event(tenant, EventType::Warning, "ApplyFailed", e.to_string())
+            let message = e.plain();
+            ctx.event(tenant, EventType::Warning, "ApplyFailed", message.clone())
                 .await;
+            // Say it on the Tenant too (best effort: the status may be refused as well).
+            let status = build_status(
+                tenant.status.as_ref(),
+                &Observation {
+                    generation: tenant.metadata.generation,
+                    apply_failed: Some(&message),
+                    now: &now,
+                    ..Observation::default()
+                },
+            );
+            if let Err(write) = write_status(tenant, ctx, status).await {
+                tracing::warn!(tenant = %name, error = %write, "cannot record the failure in the status");
+            }
             return Err(e);
         }
     };
@@ -313,6 +350,7 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
             generation: tenant.metadata.generation,
             suspended: tenant.spec.suspended,
             invalid: None,
+            apply_failed: None,
             namespaces: observed,
             unknown_grants,
             now: &now,

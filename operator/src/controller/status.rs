@@ -25,6 +25,8 @@ pub struct Observation<'a> {
     pub generation: Option<i64>,
     pub suspended: bool,
     pub invalid: Option<&'a [SpecError]>,
+    /// Why the cluster refused an object the tenant needs (forbidden, invalid), when it did.
+    pub apply_failed: Option<&'a str>,
     pub namespaces: Vec<ObservedNamespace>,
     /// `spec.network.allowFrom[i].tenant` values that name no existing tenant, with their index.
     pub unknown_grants: Vec<(usize, String)>,
@@ -58,6 +60,8 @@ fn condition(
 
 /// The reason on a tenant that asks for a namespace it cannot have.
 pub const REASON_CONFLICT: &str = "NamespaceConflict";
+/// The cluster refused an object the tenant needs: the operator cannot make it as specified.
+pub const REASON_APPLY_FAILED: &str = "ApplyFailed";
 
 /// The status of a tenant being deleted: its own namespaces go first, then the Tenant.
 pub fn build_terminating_status(
@@ -118,6 +122,18 @@ pub fn build_status(previous: Option<&TenantStatus>, obs: &Observation<'_>) -> T
         (
             Phase::Degraded,
             condition(previous, "Ready", false, "InvalidSpec", message, obs),
+        )
+    } else if let Some(message) = obs.apply_failed {
+        (
+            Phase::Degraded,
+            condition(
+                previous,
+                "Ready",
+                false,
+                REASON_APPLY_FAILED,
+                message.to_string(),
+                obs,
+            ),
         )
     } else if obs.namespaces.iter().any(|n| n.conflict.is_some()) {
         let message = obs
@@ -328,6 +344,26 @@ mod tests {
         assert_eq!(s.conditions[0].reason, "Terminating");
         assert_eq!(s.conditions[0].message, "deleting namespaces: a-prod");
         assert_eq!(s.namespaces[0].name, "a-prod");
+    }
+
+    #[test]
+    fn a_refused_object_degrades_the_tenant_with_the_clusters_words() {
+        let s = build_status(
+            None,
+            &Observation {
+                apply_failed: Some("applying NetworkPolicy x: networkpolicies is forbidden"),
+                namespaces: vec![ready_ns("a")],
+                now: "t",
+                ..Observation::default()
+            },
+        );
+        assert_eq!(s.phase, Some(Phase::Degraded));
+        let ready = &s.conditions[0];
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", REASON_APPLY_FAILED)
+        );
+        assert!(ready.message.contains("forbidden"), "{}", ready.message);
     }
 
     #[test]

@@ -366,12 +366,25 @@ async fn the_charts_service_accounts_are_enough_for_their_work() -> TestResult {
             .ok_or(format!("{failed} apply errors"))
     })
     .await?;
-    let weakened = tenants.get("weakened").await?;
-    assert_ne!(
-        weakened.status.and_then(|s| s.phase),
-        Some(Phase::Ready),
-        "a tenant the operator could not isolate is never Ready"
-    );
+    // And it says so on the Tenant, in the API server's words.
+    govcloud_e2e::eventually("the weakened tenant Degraded with ApplyFailed", || async {
+        let t = tenants.get("weakened").await.map_err(|e| e.to_string())?;
+        let s = t.status.unwrap_or_default();
+        let (reason, message) = s
+            .conditions
+            .first()
+            .map(|c| (c.reason.clone(), c.message.clone()))
+            .unwrap_or_default();
+        (s.phase == Some(Phase::Degraded)
+            && reason == "ApplyFailed"
+            && message.starts_with("applying NetworkPolicy")
+            && message.contains(
+                "is forbidden: User \"system:serviceaccount:govcloud-system:govcloud-operator\"",
+            ))
+        .then_some(())
+        .ok_or(format!("{:?} {reason} {message}", s.phase))
+    })
+    .await?;
     let namespace = Api::<Namespace>::all(admin)
         .get_opt("weakened-prod")
         .await?;

@@ -6,12 +6,9 @@
 //! different organizations, both organizations' admins must approve (B's for B, A's for A). A
 //! link is written into B's Tenant only once every approval is in; either side closes it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::str::FromStr;
-
 use govcloud_tenant::crd::{Grant, Port, limits};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -31,45 +28,18 @@ pub enum LinkState {
     Revoked,
 }
 
+super::named!(LinkState, "link state", {
+    Pending => "pending",
+    Approved => "approved",
+    Rejected => "rejected",
+    Cancelled => "cancelled",
+    Revoked => "revoked",
+});
+
 impl LinkState {
-    pub const ALL: [LinkState; 5] = [
-        Self::Pending,
-        Self::Approved,
-        Self::Rejected,
-        Self::Cancelled,
-        Self::Revoked,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Cancelled => "cancelled",
-            Self::Revoked => "revoked",
-        }
-    }
-
     /// Whether the link is pending or approved (not closed).
     pub fn is_open(self) -> bool {
         matches!(self, Self::Pending | Self::Approved)
-    }
-}
-
-impl fmt::Display for LinkState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for LinkState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown link state {s:?}"))
     }
 }
 

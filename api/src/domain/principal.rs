@@ -4,9 +4,6 @@
 //! or a tenant where the role needs one. What a caller may not see answers as if it did not
 //! exist; what it may see but not do is forbidden.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -26,42 +23,13 @@ pub enum Role {
     Auditor,
 }
 
-impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::PlatformAdmin,
-        Role::OrgAdmin,
-        Role::TenantAdmin,
-        Role::Finance,
-        Role::Auditor,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::PlatformAdmin => "platform-admin",
-            Self::OrgAdmin => "org-admin",
-            Self::TenantAdmin => "tenant-admin",
-            Self::Finance => "finance",
-            Self::Auditor => "auditor",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown role {s:?}"))
-    }
-}
+super::named!(Role, "role", {
+    PlatformAdmin => "platform-admin",
+    OrgAdmin => "org-admin",
+    TenantAdmin => "tenant-admin",
+    Finance => "finance",
+    Auditor => "auditor",
+});
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

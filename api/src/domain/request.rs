@@ -3,9 +3,6 @@
 //! States: `pending` → `approved-pending` (approved; waiting for its date or for the cluster)
 //! → `approved` (the cluster has it); or `pending` → `rejected` | `cancelled`.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -20,25 +17,15 @@ pub enum RequestState {
     Cancelled,
 }
 
+super::named!(RequestState, "request state", {
+    Pending => "pending",
+    ApprovedPending => "approved-pending",
+    Approved => "approved",
+    Rejected => "rejected",
+    Cancelled => "cancelled",
+});
+
 impl RequestState {
-    pub const ALL: [RequestState; 5] = [
-        Self::Pending,
-        Self::ApprovedPending,
-        Self::Approved,
-        Self::Rejected,
-        Self::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::ApprovedPending => "approved-pending",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
     /// Refuses to decide a request that is no longer pending; `action` is the past participle.
     pub fn must_be_pending(self, action: &str) -> Result<(), String> {
         if self == Self::Pending {
@@ -48,23 +35,6 @@ impl RequestState {
                 "the request is {self}; only a pending request can be {action}"
             ))
         }
-    }
-}
-
-impl fmt::Display for RequestState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RequestState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| format!("unknown request state {s:?}"))
     }
 }
 

@@ -18,7 +18,7 @@ use crate::db::capacity_requests::{ListFilter, NewRequest};
 use crate::db::organizations::Allotment;
 use crate::db::{self, audit};
 use crate::domain::capacity::Scheduled;
-use crate::domain::capacity::check_allotment_change;
+use crate::domain::capacity::check_allotment_floor;
 use crate::domain::field::{FieldError, REASON, check_text};
 use crate::domain::principal::{Caller, Role, Scope};
 use crate::domain::quota::{Amounts, QuotaDoc, QuotaPatchDoc};
@@ -95,6 +95,18 @@ async fn reread(db: impl sqlx::PgExecutor<'_>, id: Uuid) -> AppResult<RequestRow
         .ok_or_else(|| AppError::Internal("request vanished".into()))
 }
 
+/// Checks what every request carries, a reason and when it takes effect (now when absent);
+/// answers the date.
+fn reason_and_date(body: &NewCapacityRequest, errors: &mut Vec<FieldError>) -> DateTime<Utc> {
+    check_text("reason", &body.reason, REASON, errors);
+    let now = Utc::now();
+    let effective_from = body.effective_from.unwrap_or(now);
+    if let Err(m) = check_effective_from(effective_from, now) {
+        errors.push(FieldError::new("effectiveFrom", m));
+    }
+    effective_from
+}
+
 /// Asks for a namespace's quota to change. Tenant admins for their tenant; organization and
 /// platform admins on an agency's behalf.
 pub async fn create(
@@ -140,12 +152,7 @@ pub async fn create(
         ));
     }
     let patch = quota.parse("quota", &mut errors);
-    check_text("reason", &body.reason, REASON, &mut errors);
-    let now = Utc::now();
-    let effective_from = body.effective_from.unwrap_or(now);
-    if let Err(m) = check_effective_from(effective_from, now) {
-        errors.push(FieldError::new("effectiveFrom", m));
-    }
+    let effective_from = reason_and_date(body, &mut errors);
     let Some(patch) = patch.filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
     };
@@ -220,12 +227,7 @@ async fn create_allotment(
     let wanted = amounts
         .parse("allotment", &mut errors)
         .and_then(|t| Allotment::of(t).map(|a| (t, a)));
-    check_text("reason", &body.reason, REASON, &mut errors);
-    let now = Utc::now();
-    let effective_from = body.effective_from.unwrap_or(now);
-    if let Err(m) = check_effective_from(effective_from, now) {
-        errors.push(FieldError::new("effectiveFrom", m));
-    }
+    let effective_from = reason_and_date(body, &mut errors);
     let Some((wanted, allotment)) = wanted.filter(|_| errors.is_empty()) else {
         if errors.is_empty() {
             errors.push(FieldError::new("allotment", "is too large"));
@@ -238,16 +240,7 @@ async fn create_allotment(
         .pop()
         .map(|(_, t)| t)
         .unwrap_or_default();
-    check_allotment_change(
-        &org.name,
-        wanted,
-        reserved,
-        Default::default(),
-        Default::default(),
-        None,
-        state.settings.overcommit,
-    )
-    .map_err(AppError::OverCapacity)?;
+    check_allotment_floor(&org.name, wanted, reserved).map_err(AppError::OverCapacity)?;
     let mut tx = state.db.begin().await?;
     let id = db::capacity_requests::insert_allotment(
         &mut *tx,

@@ -90,19 +90,17 @@ pub async fn visible_with_namespaces(
 
 async fn views(state: &AppState, rows: Vec<TenantRow>) -> AppResult<Vec<TenantView>> {
     let ids: Vec<Uuid> = rows.iter().map(|t| t.tenant_id).collect();
-    let mut namespaces = db::tenants::namespaces(&state.db, &ids).await?;
+    let mut by_tenant: std::collections::HashMap<Uuid, Vec<NamespaceRow>> =
+        std::collections::HashMap::new();
+    for n in db::tenants::namespaces(&state.db, &ids).await? {
+        by_tenant.entry(n.tenant_id).or_default().push(n);
+    }
     Ok(rows
         .into_iter()
-        .map(|row| {
-            let (mine, rest) = namespaces
-                .drain(..)
-                .partition(|n: &NamespaceRow| n.tenant_id == row.tenant_id);
-            namespaces = rest;
-            TenantView {
-                status: state.cluster.tenant_status(&row.name),
-                namespaces: mine,
-                row,
-            }
+        .map(|row| TenantView {
+            status: state.cluster.tenant_status(&row.name),
+            namespaces: by_tenant.remove(&row.tenant_id).unwrap_or_default(),
+            row,
         })
         .collect())
 }
@@ -315,6 +313,35 @@ pub async fn onboard(
     view_by_id(state, tenant_id).await
 }
 
+/// Adds an entry now to the quota timeline of each of the tenant's namespaces, from its quota
+/// to `to(quota)` (whether the tenant is suspended is read from its row); answers the
+/// namespaces.
+async fn mark_timeline(
+    tx: &mut sqlx::PgConnection,
+    tenant_id: Uuid,
+    by: &str,
+    to: impl Fn(Quota) -> Quota,
+) -> AppResult<Vec<NamespaceRow>> {
+    let now = Utc::now();
+    let namespaces = db::tenants::namespaces(&mut *tx, &[tenant_id]).await?;
+    for n in &namespaces {
+        quota_changes::insert(
+            &mut *tx,
+            quota_changes::NewChange {
+                tenant_id,
+                namespace: &n.name,
+                effective_at: now,
+                changed_by: by,
+                capacity_request_id: None,
+                from: Some(n.quota()),
+                to: to(n.quota()),
+            },
+        )
+        .await?;
+    }
+    Ok(namespaces)
+}
+
 /// Offboards an agency (platform admins, and organization admins within their organization):
 /// open capacity requests are cancelled, its reserved quota ends in the timeline now, its
 /// people's access ends, and the cluster deletes the Tenant — its namespaces first, through
@@ -329,25 +356,12 @@ pub async fn offboard(state: &AppState, caller: &Caller, name: &str) -> AppResul
         let cancelled =
             db::capacity_requests::cancel_open(&mut *tx, tenant.tenant_id, &caller.name, reason)
                 .await?;
-        let now = Utc::now();
-        let namespaces = db::tenants::namespaces(&mut *tx, &[tenant.tenant_id]).await?;
-        for n in &namespaces {
-            // Reserved charges end here: the last entry of each namespace's timeline. Billing
-            // closes the agency's last invoice from it.
-            quota_changes::insert(
-                &mut *tx,
-                quota_changes::NewChange {
-                    tenant_id: tenant.tenant_id,
-                    namespace: &n.name,
-                    effective_at: now,
-                    changed_by: &caller.name,
-                    capacity_request_id: None,
-                    from: Some(n.quota()),
-                    to: Quota::default(),
-                },
-            )
-            .await?;
-        }
+        // Reserved charges end here: the last entry of each namespace's timeline. Billing
+        // closes the agency's last invoice from it.
+        let namespaces = mark_timeline(&mut tx, tenant.tenant_id, &caller.name, |_| {
+            Quota::default()
+        })
+        .await?;
         // Its admins' API tokens stop working on their next request.
         let removed =
             db::principals::delete_of_tenant(&mut tx, tenant.tenant_id, &caller.name).await?;
@@ -537,23 +551,8 @@ pub async fn set_suspended(
             }
         )));
     }
-    let now = Utc::now();
-    for n in db::tenants::namespaces(&mut *tx, &[tenant.tenant_id]).await? {
-        // The quota stays; the entry marks from when the tenant is (not) suspended.
-        quota_changes::insert(
-            &mut *tx,
-            quota_changes::NewChange {
-                tenant_id: tenant.tenant_id,
-                namespace: &n.name,
-                effective_at: now,
-                changed_by: &caller.name,
-                capacity_request_id: None,
-                from: Some(n.quota()),
-                to: n.quota(),
-            },
-        )
-        .await?;
-    }
+    // The quota stays; the entries mark from when the tenant is (not) suspended.
+    mark_timeline(&mut tx, tenant.tenant_id, &caller.name, |q| q).await?;
     let version = db::tenants::bump_version(&mut *tx, tenant.tenant_id).await?;
     audit::record(
         &mut *tx,

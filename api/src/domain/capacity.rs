@@ -167,18 +167,11 @@ pub fn check_allotment(
     )
 }
 
-/// Checks a new allotment for an organization: never below what its agencies hold (as they
-/// will hold it once every approved change has taken effect), and the sum of every
-/// organization's allotment within the cluster's allocatable capacity times the overcommit
-/// ratio (cpu and memory; only a raise is refused there).
-pub fn check_allotment_change(
+/// Refuses an allotment below what the organization's agencies hold.
+pub fn check_allotment_floor(
     organization: &str,
     new: Totals,
     reserved: Totals,
-    allotments_before: Totals,
-    allotments_after: Totals,
-    allocatable: Option<Totals>,
-    overcommit: Overcommit,
 ) -> Result<(), Refusal> {
     for r in [Resource::Cpu, Resource::Memory, Resource::Storage] {
         let (n, held) = (new.get(r), reserved.get(r));
@@ -192,6 +185,23 @@ pub fn check_allotment_change(
             });
         }
     }
+    Ok(())
+}
+
+/// Checks a new allotment for an organization: never below what its agencies hold (as they
+/// will hold it once every approved change has taken effect), and the sum of every
+/// organization's allotment within the cluster's allocatable capacity times the overcommit
+/// ratio (cpu and memory; only a raise is refused there).
+pub fn check_allotment_change(
+    organization: &str,
+    new: Totals,
+    reserved: Totals,
+    allotments_before: Totals,
+    allotments_after: Totals,
+    allocatable: Option<Totals>,
+    overcommit: Overcommit,
+) -> Result<(), Refusal> {
+    check_allotment_floor(organization, new, reserved)?;
     let Some(allocatable) = allocatable else {
         return Ok(());
     };

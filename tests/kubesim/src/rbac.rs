@@ -12,6 +12,8 @@
 //! `system:masters` may do anything. Non-resource URLs are not modelled: discovery is open to
 //! every authenticated caller.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::selector::LabelSelector;
@@ -49,13 +51,13 @@ pub struct Attributes {
     pub name: Option<String>,
 }
 
-/// The RBAC objects of the cluster, as stored.
+/// The RBAC objects of the cluster, shared with the store (never copied per request).
 #[derive(Debug, Default, Clone)]
 pub struct Policy {
-    pub roles: Vec<Value>,
-    pub cluster_roles: Vec<Value>,
-    pub role_bindings: Vec<Value>,
-    pub cluster_role_bindings: Vec<Value>,
+    pub roles: Vec<Arc<Value>>,
+    pub cluster_roles: Vec<Arc<Value>>,
+    pub role_bindings: Vec<Arc<Value>>,
+    pub cluster_role_bindings: Vec<Arc<Value>>,
 }
 
 fn strs(v: Option<&Value>) -> Vec<&str> {
@@ -277,9 +279,13 @@ mod tests {
         }
     }
 
+    fn arcs(v: Vec<Value>) -> Vec<Arc<Value>> {
+        v.into_iter().map(Arc::new).collect()
+    }
+
     fn policy() -> Policy {
         Policy {
-            cluster_roles: vec![
+            cluster_roles: arcs(vec![
                 json!({"metadata": {"name": "reader"}, "rules": [
                     {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list"]}]}),
                 json!({"metadata": {"name": "lease", "labels": {"agg": "yes"}}, "rules": [
@@ -287,23 +293,23 @@ mod tests {
                 json!({"metadata": {"name": "aggregate"}, "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"agg": "yes"}}]}, "rules": []}),
                 json!({"metadata": {"name": "scale-anything"}, "rules": [
                     {"apiGroups": ["*"], "resources": ["*/scale"], "verbs": ["*"]}]}),
-            ],
-            roles: vec![
+            ]),
+            roles: arcs(vec![
                 json!({"metadata": {"name": "cm", "namespace": "a"}, "rules": [
                 {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]}),
-            ],
-            role_bindings: vec![
+            ]),
+            role_bindings: arcs(vec![
                 json!({"metadata": {"name": "b", "namespace": "a"}, "roleRef": {"kind": "Role", "name": "cm"},
                        "subjects": [{"kind": "ServiceAccount", "name": "app"}]}),
                 json!({"metadata": {"name": "r", "namespace": "a"}, "roleRef": {"kind": "ClusterRole", "name": "reader"},
                        "subjects": [{"kind": "Group", "name": "system:serviceaccounts:a"}]}),
-            ],
-            cluster_role_bindings: vec![
+            ]),
+            cluster_role_bindings: arcs(vec![
                 json!({"metadata": {"name": "agg"}, "roleRef": {"kind": "ClusterRole", "name": "aggregate"},
                        "subjects": [{"kind": "User", "name": "ops"}]}),
                 json!({"metadata": {"name": "scale"}, "roleRef": {"kind": "ClusterRole", "name": "scale-anything"},
                        "subjects": [{"kind": "User", "name": "scaler"}]}),
-            ],
+            ]),
         }
     }
 

@@ -1507,14 +1507,14 @@ impl Store {
 
     /// Every Role, ClusterRole and binding, for the authorizer.
     pub fn rbac_policy(&self) -> crate::rbac::Policy {
-        let all = |plural: &str| -> Vec<Value> {
+        let all = |plural: &str| -> Vec<Arc<Value>> {
             let key = ResKey {
                 group: "rbac.authorization.k8s.io".into(),
                 plural: plural.into(),
             };
             self.objects
                 .get(&key)
-                .map(|m| m.values().map(|v| (**v).clone()).collect())
+                .map(|m| m.values().cloned().collect())
                 .unwrap_or_default()
         };
         crate::rbac::Policy {

@@ -75,6 +75,12 @@ pub struct ServeArgs {
     /// How often the sync loop writes due quota changes and applies tenants, in seconds.
     #[arg(long, env = "GOVCLOUD_SYNC_INTERVAL_SECONDS", default_value_t = 10)]
     pub sync_interval_seconds: u64,
+    /// How long after an hour ends the operator's windows of it are still taken, in seconds;
+    /// then the hour is rolled up and closed. The operator must deliver within it (its
+    /// `--metering-buffer-seconds` should not exceed it).
+    #[arg(long, env = "GOVCLOUD_METERING_GRACE_SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(60..=86400))]
+    pub metering_grace_seconds: u64,
     /// The longest a request may take, in seconds.
     #[arg(long, env = "GOVCLOUD_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
@@ -115,6 +121,7 @@ impl ServeArgs {
             },
             kubeconfig_ttl: Duration::from_secs(self.kubeconfig_ttl_seconds),
             request_timeout: Duration::from_secs(self.request_timeout_seconds),
+            metering_grace: Duration::from_secs(self.metering_grace_seconds),
             platform_namespaces: self
                 .reserved_namespaces
                 .iter()

@@ -46,6 +46,8 @@ pub struct Settings {
     /// The platform's own namespaces, which no tenant may have (besides `default` and `kube-*`):
     /// the same list the operator is given.
     pub platform_namespaces: Vec<String>,
+    /// How long after an hour ends its windows are still taken; then it is rolled up and closed.
+    pub metering_grace: Duration,
 }
 
 impl Default for Settings {
@@ -55,6 +57,7 @@ impl Default for Settings {
             kubeconfig_ttl: Duration::from_secs(3600),
             request_timeout: Duration::from_secs(30),
             platform_namespaces: govcloud_tenant::names::default_platform_namespaces(),
+            metering_grace: Duration::from_secs(600),
         }
     }
 }

@@ -35,6 +35,13 @@ pub struct Metrics {
     pub sync_failures: Counter,
     /// Tenants the API manages whose spec was changed in the cluster and put back.
     pub tenant_drift: Counter,
+    /// Usage samples ingested, by outcome (accepted, duplicate, or the refusal's reason).
+    pub usage_samples: Family<OutcomeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
 }
 
 impl Default for Metrics {
@@ -68,7 +75,14 @@ impl Default for Metrics {
             "Changes made in the cluster to Tenants the API manages, put back to the API's spec",
             tenant_drift.clone(),
         );
+        let usage_samples = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "usage_samples",
+            "Usage samples ingested, by outcome: accepted, duplicate, or why they were refused",
+            usage_samples.clone(),
+        );
         Self {
+            usage_samples,
             tenant_drift,
             registry,
             requests,
@@ -80,6 +94,24 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a batch's samples by outcome.
+    pub fn record_ingest(&self, outcome: &govcloud_tenant::usage::BatchOutcome) {
+        let count = |what: &str, n: u64| {
+            if n > 0 {
+                self.usage_samples
+                    .get_or_create(&OutcomeLabels {
+                        outcome: what.to_string(),
+                    })
+                    .inc_by(n);
+            }
+        };
+        count("accepted", outcome.accepted);
+        count("duplicate", outcome.duplicate);
+        for r in &outcome.refusals {
+            count(&r.reason, r.count);
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {

@@ -178,7 +178,8 @@ pub async fn serve(
     }
 }
 
-/// Runs an API: its sync loop, its cluster watches and its server, until `shutdown`.
+/// Runs an API: its sync loop, its cluster watches, the usage roll-up and its server, until
+/// `shutdown`.
 pub async fn run(
     state: AppState,
     watches: impl Future<Output = ()> + Send + 'static,
@@ -197,12 +198,19 @@ pub async fn run(
             let _ = sync_stop.wait_for(|s| *s).await;
         },
     ));
+    let rollup_task = tokio::spawn(crate::app::metering::roll_up_loop(
+        state.clone(),
+        chrono::Duration::from_std(state.settings.metering_grace)
+            .unwrap_or(chrono::Duration::minutes(10)),
+    ));
     let served = serve(app(state), listener, tls, async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     })
     .await;
     let _ = sync_task.await;
+    // A roll-up is one transaction: stopping between two loses nothing.
+    rollup_task.abort();
     watch_task.abort();
     served
 }

@@ -10,11 +10,13 @@ pub mod fit;
 pub mod grants;
 pub mod kubeconfig;
 pub mod links;
+pub mod metering;
 pub mod oidc;
 pub mod organizations;
 pub mod principals;
 pub mod sync;
 pub mod tenants;
+pub mod usage;
 
 pub use error::{AppError, AppResult};
 

@@ -11,6 +11,7 @@ pub mod principals;
 pub mod quota_changes;
 pub mod tenants;
 mod types;
+pub mod usage;
 
 /// The schema's migrations, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

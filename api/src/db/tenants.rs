@@ -522,3 +522,17 @@ pub async fn mark_gone(db: &mut sqlx::PgConnection, tenant_id: Uuid) -> sqlx::Re
     .await?;
     Ok(true)
 }
+
+/// The tenants of an organization, offboarded ones included: (id, name).
+pub async fn in_organization(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+) -> sqlx::Result<Vec<(Uuid, String)>> {
+    let rows = sqlx::query!(
+        "select tenant_id, name from tenant where organization_id = $1 order by name",
+        organization_id
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.tenant_id, r.name)).collect())
+}

@@ -21,6 +21,8 @@ pub enum Role {
     Finance,
     /// Reads everything, changes nothing.
     Auditor,
+    /// The operator's identity: ingests usage samples, and can do nothing else.
+    Metering,
 }
 
 super::named!(Role, "role", {
@@ -29,6 +31,7 @@ super::named!(Role, "role", {
     TenantAdmin => "tenant-admin",
     Finance => "finance",
     Auditor => "auditor",
+    Metering => "metering",
 });
 
 /// The authenticated caller of a request.
@@ -73,6 +76,7 @@ impl Caller {
         match self.role {
             Role::PlatformAdmin | Role::Auditor => true,
             Role::OrgAdmin | Role::Finance => self.organization_id == Some(scope.organization_id),
+            Role::Metering => false,
             Role::TenantAdmin => match scope.tenant_id {
                 Some(t) => self.tenant_id == Some(t),
                 // A tenant admin sees its own organization, not its other tenants.
@@ -101,7 +105,7 @@ impl Caller {
             Role::OrgAdmin => {
                 p.organization_id.is_some() && p.organization_id == self.organization_id
             }
-            Role::TenantAdmin | Role::Finance => false,
+            Role::TenantAdmin | Role::Finance | Role::Metering => false,
         }
     }
 
@@ -112,7 +116,7 @@ impl Caller {
         match self.role {
             Role::PlatformAdmin => Ok(()),
             Role::OrgAdmin => {
-                if matches!(p.role, Role::PlatformAdmin | Role::Auditor) {
+                if matches!(p.role, Role::PlatformAdmin | Role::Auditor | Role::Metering) {
                     Err(Forbidden(format!(
                         "an org-admin may not manage {} principals: only platform admins do",
                         p.role
@@ -217,8 +221,8 @@ pub fn check_name(name: &str) -> Result<(), String> {
 /// What a role needs to be scoped to, in words, when it is not: `None` when the scope fits.
 pub fn scope_mismatch(role: Role, organization: bool, tenant: bool) -> Option<&'static str> {
     match (role, organization, tenant) {
-        (Role::PlatformAdmin | Role::Auditor, false, false) => None,
-        (Role::PlatformAdmin | Role::Auditor, _, _) => {
+        (Role::PlatformAdmin | Role::Auditor | Role::Metering, false, false) => None,
+        (Role::PlatformAdmin | Role::Auditor | Role::Metering, _, _) => {
             Some("a platform-wide role takes neither an organization nor a tenant")
         }
         (Role::OrgAdmin | Role::Finance, true, false) => None,

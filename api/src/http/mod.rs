@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::links::router())
         .merge(routes::principals::router())
         .merge(routes::audit_events::router())
+        .merge(routes::usage::router())
         .route("/openapi.json", get(openapi::serve))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

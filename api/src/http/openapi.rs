@@ -9,14 +9,14 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder}
 use utoipa::{Modify, OpenApi};
 
 use crate::http::routes::{
-    audit_events, capacity_requests, kubeconfig, links, organizations, principals, tenants,
+    audit_events, capacity_requests, kubeconfig, links, organizations, principals, tenants, usage,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "govcloud",
-        description = "The control plane of a shared government cloud: organizations, agencies (tenants), capacity requests and their approval, data-sharing links between agencies, kubeconfigs, people and their API tokens, and the audit log. Errors are application/problem+json (RFC 9457).",
+        description = "The control plane of a shared government cloud: organizations, agencies (tenants), capacity requests and their approval, data-sharing links between agencies, kubeconfigs, people and their API tokens, the audit log, and metered usage. Errors are application/problem+json (RFC 9457).",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -31,6 +31,7 @@ use crate::http::routes::{
         principals::list, principals::show, principals::create, principals::remove,
         principals::rotate,
         audit_events::list,
+        usage::ingest, usage::usage, usage::utilisation,
     ),
     components(schemas(crate::http::error::Problem)),
     modifiers(&Common),

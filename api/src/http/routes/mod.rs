@@ -8,3 +8,4 @@ pub mod links;
 pub mod organizations;
 pub mod principals;
 pub mod tenants;
+pub mod usage;

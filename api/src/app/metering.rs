@@ -1,0 +1,245 @@
+//! Ingesting the operator's samples into the ledger, and rolling closed hours up.
+//!
+//! A batch is checked whole first ([`check_batch`]); any bad sample, or a sample naming a
+//! namespace no tenant has, refuses the whole batch and stores nothing. Then, under the
+//! ledger's lock, each sample meets what is stored under its key: new samples are accepted, the
+//! same quantity again is a duplicate, another quantity is refused as contradicting — counted,
+//! never replacing what was stored. Windows of hours already rolled up are refused as late.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use govcloud_tenant::usage::{Batch, BatchOutcome, Refusals};
+
+use crate::AppState;
+use crate::app::{AppError, AppResult};
+use crate::db::usage::{self as ledger, StoredWindow, WindowColumns};
+use crate::domain::field::FieldError;
+use crate::domain::metering::{Meeting, RefusalReason, WindowRow, check_batch};
+use crate::domain::period::{hour_of, hour_start, month_of, month_range};
+use crate::domain::principal::{Caller, Role};
+
+fn stored_row(w: &StoredWindow) -> Result<WindowRow, AppError> {
+    let gpu = match &w.gpu_requested {
+        None => None,
+        Some(text) => Some(serde_json::from_str(text).map_err(|e| {
+            AppError::Internal(format!("a stored window's GPU samples do not parse: {e}"))
+        })?),
+    };
+    Ok(WindowRow {
+        values: [
+            w.cpu_reserved,
+            w.memory_reserved,
+            w.storage_reserved,
+            w.loadbalancers_reserved,
+            w.cpu_requested,
+            w.memory_requested,
+            w.cpu_used,
+            w.memory_used,
+            w.storage_bound,
+        ],
+        gpu,
+    })
+}
+
+/// Ingests one batch (the `metering` role only).
+pub async fn ingest(state: &AppState, caller: &Caller, batch: Batch) -> AppResult<BatchOutcome> {
+    if caller.role != Role::Metering {
+        return Err(AppError::Forbidden(
+            "only the operator's metering identity ingests usage".into(),
+        ));
+    }
+    let now = Utc::now();
+    check_batch(&batch, now).map_err(AppError::Invalid)?;
+    let w = i16::try_from(batch.window_seconds)
+        .map_err(|_| AppError::invalid("windowSeconds", "must divide 3600"))?;
+
+    let mut tx = state.db.begin().await?;
+    ledger::lock_ledger(&mut tx).await?;
+
+    // Every sample must name a namespace of its tenant.
+    let mut pairs: Vec<(&str, &str)> = batch
+        .samples
+        .iter()
+        .map(|s| (s.tenant.as_str(), s.namespace.as_str()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let (tenants, kube_names): (Vec<String>, Vec<String>) = pairs
+        .iter()
+        .map(|(t, n)| (t.to_string(), n.to_string()))
+        .unzip();
+    let known: HashMap<(String, String), i32> =
+        ledger::metered_namespaces(&mut tx, &tenants, &kube_names)
+            .await?
+            .into_iter()
+            .map(|m| ((m.tenant, m.kube_name), m.id))
+            .collect();
+    let mut unknown = Vec::new();
+    for (i, s) in batch.samples.iter().enumerate() {
+        if unknown.len() >= 20 {
+            break;
+        }
+        if !known.contains_key(&(s.tenant.clone(), s.namespace.clone())) {
+            unknown.push(FieldError::new(
+                format!("samples[{i}].namespace"),
+                format!(
+                    "tenant {:?} has no namespace {:?}: nothing of this batch is stored",
+                    s.tenant, s.namespace
+                ),
+            ));
+        }
+    }
+    if !unknown.is_empty() {
+        // Nothing is stored: not even the namespaces registered above.
+        tx.rollback().await?;
+        return Err(AppError::Invalid(unknown));
+    }
+
+    // Each sample's key: (namespace id, window start).
+    let keyed: Vec<(i32, DateTime<Utc>)> = batch
+        .samples
+        .iter()
+        .map(|s| {
+            (
+                known
+                    .get(&(s.tenant.clone(), s.namespace.clone()))
+                    .copied()
+                    .unwrap_or_default(),
+                s.window_start,
+            )
+        })
+        .collect();
+    let mut keys: Vec<(i32, DateTime<Utc>)> = keyed.clone();
+    keys.sort_unstable();
+    keys.dedup();
+    let (ids, starts): (Vec<i32>, Vec<DateTime<Utc>>) = keys.iter().copied().unzip();
+    let mut rows: BTreeMap<(i32, DateTime<Utc>), WindowRow> = BTreeMap::new();
+    for stored in ledger::stored_windows(&mut tx, &ids, &starts).await? {
+        rows.insert(
+            (stored.metered_namespace_id, stored.window_start),
+            stored_row(&stored)?,
+        );
+    }
+    let mut hour_keys: Vec<(i32, DateTime<Utc>)> = keys
+        .iter()
+        .map(|(id, start)| (*id, hour_start(hour_of(*start))))
+        .collect();
+    hour_keys.dedup();
+    let (hour_ids, hours): (Vec<i32>, Vec<DateTime<Utc>>) = hour_keys.into_iter().unzip();
+    let other_length: HashSet<(i32, DateTime<Utc>)> =
+        ledger::hours_of_other_length(&mut tx, &hour_ids, &hours, w)
+            .await?
+            .into_iter()
+            .collect();
+    let closed_before = ledger::rolled_until(&mut *tx).await?;
+
+    let mut outcome = BatchOutcome::default();
+    let mut refused: BTreeMap<RefusalReason, u64> = BTreeMap::new();
+    let mut changed: BTreeSet<(i32, DateTime<Utc>)> = BTreeSet::new();
+    for (s, key) in batch.samples.iter().zip(&keyed) {
+        let reason = if closed_before.is_some_and(|c| s.window_start < c) {
+            Some(RefusalReason::Late)
+        } else if other_length.contains(&(key.0, hour_start(hour_of(s.window_start)))) {
+            Some(RefusalReason::WindowLength)
+        } else {
+            let row = rows.entry(*key).or_default();
+            match row.add(s.metric, s.resource.as_deref(), s.quantity) {
+                Meeting::Accepted => {
+                    changed.insert(*key);
+                    outcome.accepted += 1;
+                    None
+                }
+                Meeting::Duplicate => {
+                    outcome.duplicate += 1;
+                    None
+                }
+                Meeting::Contradicts => Some(RefusalReason::Contradicts),
+            }
+        };
+        if let Some(r) = reason {
+            *refused.entry(r).or_default() += 1;
+            outcome.refused += 1;
+        }
+    }
+    outcome.refusals = refused
+        .into_iter()
+        .map(|(r, count)| Refusals {
+            reason: r.as_str().to_string(),
+            count,
+        })
+        .collect();
+
+    let mut columns = WindowColumns::default();
+    for key in &changed {
+        let Some(row) = rows.get(key) else { continue };
+        columns.ids.push(key.0);
+        columns.starts.push(key.1);
+        columns.seconds.push(w);
+        for (column, value) in columns.values.iter_mut().zip(row.values) {
+            column.push(value);
+        }
+        columns.gpu.push(match &row.gpu {
+            None => None,
+            Some(g) => {
+                Some(serde_json::to_string(g).map_err(|e| {
+                    AppError::Internal(format!("GPU samples do not serialise: {e}"))
+                })?)
+            }
+        });
+    }
+    ledger::write_windows(&mut tx, &columns).await?;
+    tx.commit().await?;
+    state.metrics.record_ingest(&outcome);
+    if outcome.refused > 0 {
+        tracing::warn!(
+            accepted = outcome.accepted,
+            duplicate = outcome.duplicate,
+            refused = outcome.refused,
+            refusals = ?outcome.refusals,
+            "usage samples refused"
+        );
+    }
+    Ok(outcome)
+}
+
+/// Rolls every hour that ended more than `grace` ago into the hourly ledger and closes it.
+/// Returns the namespace-hours rolled up.
+pub async fn roll_up(state: &AppState, grace: Duration, now: DateTime<Utc>) -> AppResult<u64> {
+    let until = hour_start(hour_of(now - grace));
+    let mut tx = state.db.begin().await?;
+    ledger::lock_ledger(&mut tx).await?;
+    let mut rolled = 0;
+    if let Some((first, last)) = ledger::hours_to_roll(&mut tx, until).await? {
+        // Each month the hours fall in needs its partition.
+        let mut month = month_of(first);
+        loop {
+            let (start, end) = month_range(&month).map_err(AppError::Internal)?;
+            ledger::ensure_hour_partition(&mut tx, &month, hour_of(start), hour_of(end)).await?;
+            if end > last {
+                break;
+            }
+            month = month_of(end);
+        }
+        rolled = ledger::roll_up(&mut tx, until).await?;
+    } else {
+        ledger::roll_up(&mut tx, until).await?;
+    }
+    tx.commit().await?;
+    if rolled > 0 {
+        tracing::info!(rolled, %until, "usage rolled up into hours");
+    }
+    Ok(rolled)
+}
+
+/// Rolls up closed hours every minute, until the process ends.
+pub async fn roll_up_loop(state: AppState, grace: Duration) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = roll_up(&state, grace, Utc::now()).await {
+            tracing::warn!(error = %e, "rolling usage up failed; trying again in a minute");
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! The usage ledger: metered namespaces, the windows the operator reports, their hourly roll-up
+//! and the watermark that closes rolled-up hours. See `migrations/0007_metering.sql`.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// Serialises ingestion and roll-up (across API replicas) for the rest of the transaction: a
+/// sample's meeting with what is stored is judged on rows no one else is writing.
+pub async fn lock_ledger(tx: &mut PgConnection) -> sqlx::Result<()> {
+    // "usage" in ASCII names the lock.
+    sqlx::query!("select pg_advisory_xact_lock(7565461545)")
+        .fetch_one(tx)
+        .await?;
+    Ok(())
+}
+
+/// A tenant namespace the ledger knows, by the names a sample gives.
+#[derive(Debug, Clone)]
+pub struct MeteredNamespace {
+    pub tenant: String,
+    pub kube_name: String,
+    pub id: i32,
+}
+
+/// Registers and finds the namespaces samples name: a namespace the tenant has (or had, once
+/// metered). Pairs naming no such namespace are missing from the answer.
+pub async fn metered_namespaces(
+    tx: &mut PgConnection,
+    tenants: &[String],
+    kube_names: &[String],
+) -> sqlx::Result<Vec<MeteredNamespace>> {
+    sqlx::query!(
+        r#"insert into metered_namespace (tenant_id, namespace, kube_name)
+           select n.tenant_id, n.name, n.kube_name
+           from unnest($1::text[], $2::text[]) w(tenant, kube_name)
+           join tenant t on t.name = w.tenant
+           join tenant_namespace n on n.tenant_id = t.tenant_id and n.kube_name = w.kube_name
+           on conflict (tenant_id, kube_name) do nothing"#,
+        tenants,
+        kube_names,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query_as!(
+        MeteredNamespace,
+        r#"select distinct w.tenant as "tenant!", w.kube_name as "kube_name!",
+               m.metered_namespace_id as id
+           from unnest($1::text[], $2::text[]) w(tenant, kube_name)
+           join tenant t on t.name = w.tenant
+           join metered_namespace m on m.tenant_id = t.tenant_id and m.kube_name = w.kube_name"#,
+        tenants,
+        kube_names,
+    )
+    .fetch_all(&mut *tx)
+    .await
+}
+
+/// Windows before this instant are rolled up and closed.
+pub async fn rolled_until(db: impl PgExecutor<'_>) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar!("select rolled_until from usage_rollup")
+        .fetch_optional(db)
+        .await
+}
+
+/// A window row as stored.
+#[derive(Debug, Clone)]
+pub struct StoredWindow {
+    pub metered_namespace_id: i32,
+    pub window_start: DateTime<Utc>,
+    pub window_seconds: i16,
+    pub cpu_reserved: Option<i64>,
+    pub memory_reserved: Option<i64>,
+    pub storage_reserved: Option<i64>,
+    pub loadbalancers_reserved: Option<i64>,
+    pub cpu_requested: Option<i64>,
+    pub memory_requested: Option<i64>,
+    pub cpu_used: Option<i64>,
+    pub memory_used: Option<i64>,
+    pub storage_bound: Option<i64>,
+    /// `{"nvidia.com/gpu": count-seconds}`, as JSON text.
+    pub gpu_requested: Option<String>,
+}
+
+/// The stored rows among these keys.
+pub async fn stored_windows(
+    tx: &mut PgConnection,
+    ids: &[i32],
+    starts: &[DateTime<Utc>],
+) -> sqlx::Result<Vec<StoredWindow>> {
+    sqlx::query_as!(
+        StoredWindow,
+        r#"select u.metered_namespace_id, u.window_start, u.window_seconds,
+               u.cpu_reserved, u.memory_reserved, u.storage_reserved, u.loadbalancers_reserved,
+               u.cpu_requested, u.memory_requested, u.cpu_used, u.memory_used, u.storage_bound,
+               u.gpu_requested::text as gpu_requested
+           from unnest($1::int[], $2::timestamptz[]) k(id, start)
+           join usage_window u on u.metered_namespace_id = k.id and u.window_start = k.start"#,
+        ids,
+        starts,
+    )
+    .fetch_all(&mut *tx)
+    .await
+}
+
+/// Of these (namespace, hour start) pairs, those whose hour holds windows of a length other
+/// than `window_seconds`.
+pub async fn hours_of_other_length(
+    tx: &mut PgConnection,
+    ids: &[i32],
+    hours: &[DateTime<Utc>],
+    window_seconds: i16,
+) -> sqlx::Result<Vec<(i32, DateTime<Utc>)>> {
+    let rows = sqlx::query!(
+        r#"select distinct k.id as "id!", k.hour as "hour!"
+           from unnest($1::int[], $2::timestamptz[]) k(id, hour)
+           join usage_window u on u.metered_namespace_id = k.id
+               and u.window_start >= k.hour and u.window_start < k.hour + interval '1 hour'
+           where u.window_seconds <> $3"#,
+        ids,
+        hours,
+        window_seconds,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.hour)).collect())
+}
+
+/// Window rows to write, column by column.
+#[derive(Debug, Default)]
+pub struct WindowColumns {
+    pub ids: Vec<i32>,
+    pub starts: Vec<DateTime<Utc>>,
+    pub seconds: Vec<i16>,
+    /// One column per scalar metric, in [`crate::domain::metering::SCALAR`] order.
+    pub values: [Vec<Option<i64>>; 9],
+    pub gpu: Vec<Option<String>>,
+}
+
+/// Writes window rows whole (their merge with what was stored is already judged, under the
+/// ledger's lock).
+pub async fn write_windows(tx: &mut PgConnection, w: &WindowColumns) -> sqlx::Result<u64> {
+    let [c0, c1, c2, c3, c4, c5, c6, c7, c8] = &w.values;
+    let done = sqlx::query!(
+        r#"insert into usage_window (metered_namespace_id, window_start, window_seconds,
+               cpu_reserved, memory_reserved, storage_reserved, loadbalancers_reserved,
+               cpu_requested, memory_requested, cpu_used, memory_used, storage_bound,
+               gpu_requested)
+           select id, start, seconds, c0, c1, c2, c3, c4, c5, c6, c7, c8, gpu::jsonb
+           from unnest($1::int[], $2::timestamptz[], $3::int2[], $4::int8[], $5::int8[],
+                       $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[],
+                       $12::int8[], $13::text[])
+               as r(id, start, seconds, c0, c1, c2, c3, c4, c5, c6, c7, c8, gpu)
+           on conflict (metered_namespace_id, window_start) do update set
+               cpu_reserved = excluded.cpu_reserved,
+               memory_reserved = excluded.memory_reserved,
+               storage_reserved = excluded.storage_reserved,
+               loadbalancers_reserved = excluded.loadbalancers_reserved,
+               cpu_requested = excluded.cpu_requested,
+               memory_requested = excluded.memory_requested,
+               cpu_used = excluded.cpu_used,
+               memory_used = excluded.memory_used,
+               storage_bound = excluded.storage_bound,
+               gpu_requested = excluded.gpu_requested"#,
+        &w.ids,
+        &w.starts,
+        &w.seconds,
+        c0 as &[Option<i64>],
+        c1 as &[Option<i64>],
+        c2 as &[Option<i64>],
+        c3 as &[Option<i64>],
+        c4 as &[Option<i64>],
+        c5 as &[Option<i64>],
+        c6 as &[Option<i64>],
+        c7 as &[Option<i64>],
+        c8 as &[Option<i64>],
+        &w.gpu as &[Option<String>],
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The first and last hours holding windows before `until` (none: nothing to roll up).
+pub async fn hours_to_roll(
+    tx: &mut PgConnection,
+    until: DateTime<Utc>,
+) -> sqlx::Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+    let r = sqlx::query!(
+        r#"select min(window_start) as first, max(window_start) as last
+           from usage_window where window_start < $1"#,
+        until,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(r.first.zip(r.last))
+}
+
+/// Creates the month partition of `usage_hour` for hours `[from, to)` if it is missing.
+pub async fn ensure_hour_partition(
+    tx: &mut PgConnection,
+    month: &str,
+    from: i64,
+    to: i64,
+) -> sqlx::Result<()> {
+    // Only digits and one dash reach the statement: `month` is YYYY-MM, made by the caller.
+    let suffix: String = month
+        .chars()
+        .map(|c| if c.is_ascii_digit() { c } else { '_' })
+        .collect();
+    sqlx::query(&format!(
+        "create table if not exists usage_hour_{suffix} partition of usage_hour \
+         for values from ({from}) to ({to})"
+    ))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves every window before `until` (a whole hour) into the hourly roll-up, and closes them.
+/// Returns the rows rolled up.
+pub async fn roll_up(tx: &mut PgConnection, until: DateTime<Utc>) -> sqlx::Result<u64> {
+    let until_hour = i32::try_from(until.timestamp().div_euclid(3600)).unwrap_or(i32::MAX);
+    let rows = sqlx::query!(
+        r#"insert into usage_hour (metered_namespace_id, hour, cpu_requested, memory_requested,
+               cpu_used, memory_used, cpu_allocated, memory_allocated, storage_bound,
+               requested_seconds, used_seconds, bound_seconds)
+           select metered_namespace_id, hour, cpu_requested, memory_requested, cpu_used,
+               memory_used, cpu_allocated, memory_allocated, storage_bound, requested_seconds,
+               used_seconds, bound_seconds
+           from usage_window_hour where hour < $1"#,
+        until_hour,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query!(
+        r#"insert into usage_hour_gpu (metered_namespace_id, hour, resource, quantity)
+           select metered_namespace_id, hour, resource, quantity
+           from usage_window_hour_gpu where hour < $1"#,
+        until_hour,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("delete from usage_window where window_start < $1", until)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!(
+        r#"insert into usage_rollup (rolled_until) values ($1)
+           on conflict (singleton) do update
+           set rolled_until = greatest(usage_rollup.rolled_until, excluded.rolled_until)"#,
+        until,
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(rows)
+}
+
+/// One namespace-hour of the ledger: rolled up, or computed from its windows.
+#[derive(Debug, Clone, Default)]
+pub struct HourRow {
+    pub metered_namespace_id: i32,
+    pub hour: i32,
+    pub cpu_requested: i64,
+    pub memory_requested: i64,
+    pub cpu_used: i64,
+    pub memory_used: i64,
+    pub cpu_allocated: i64,
+    pub memory_allocated: i64,
+    pub storage_bound: i64,
+    pub requested_seconds: i16,
+    pub used_seconds: i16,
+    pub bound_seconds: i16,
+}
+
+/// The hours `[from, to)` of these namespaces, rolled up or not.
+pub async fn hours(
+    db: impl PgExecutor<'_>,
+    ids: &[i32],
+    from: i32,
+    to: i32,
+) -> sqlx::Result<Vec<HourRow>> {
+    sqlx::query_as!(
+        HourRow,
+        r#"select metered_namespace_id as "metered_namespace_id!", hour as "hour!",
+               cpu_requested as "cpu_requested!", memory_requested as "memory_requested!",
+               cpu_used as "cpu_used!", memory_used as "memory_used!",
+               cpu_allocated as "cpu_allocated!", memory_allocated as "memory_allocated!",
+               storage_bound as "storage_bound!", requested_seconds as "requested_seconds!",
+               used_seconds as "used_seconds!", bound_seconds as "bound_seconds!"
+           from (
+               select * from usage_hour
+               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
+               union all
+               select * from usage_window_hour
+               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
+           ) h
+           order by hour"#,
+        ids,
+        from,
+        to,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// GPU hours `[from, to)` of these namespaces.
+#[derive(Debug, Clone)]
+pub struct GpuHourRow {
+    pub metered_namespace_id: i32,
+    pub hour: i32,
+    pub resource: String,
+    pub quantity: i64,
+}
+
+pub async fn gpu_hours(
+    db: impl PgExecutor<'_>,
+    ids: &[i32],
+    from: i32,
+    to: i32,
+) -> sqlx::Result<Vec<GpuHourRow>> {
+    sqlx::query_as!(
+        GpuHourRow,
+        r#"select metered_namespace_id as "metered_namespace_id!", hour as "hour!",
+               resource as "resource!", quantity as "quantity!"
+           from (
+               select * from usage_hour_gpu
+               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
+               union all
+               select * from usage_window_hour_gpu
+               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
+           ) h
+           order by hour"#,
+        ids,
+        from,
+        to,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// A tenant's namespace as usage reports it: its names, its ledger key once metered, and when it
+/// came and went.
+#[derive(Debug, Clone)]
+pub struct LedgerNamespace {
+    pub tenant_id: Uuid,
+    pub tenant: String,
+    pub namespace: String,
+    pub kube_name: String,
+    pub metered_namespace_id: Option<i32>,
+    /// The first quota the namespace was given (its start in the quota timeline).
+    pub since: Option<DateTime<Utc>>,
+    /// When the namespace left the tenant, or the tenant the platform.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The namespaces of these tenants, with their place in the ledger.
+pub async fn ledger_namespaces(
+    db: impl PgExecutor<'_>,
+    tenant_ids: &[Uuid],
+) -> sqlx::Result<Vec<LedgerNamespace>> {
+    sqlx::query_as!(
+        LedgerNamespace,
+        r#"select t.tenant_id, t.name as tenant, n.name as namespace, n.kube_name,
+               m.metered_namespace_id as "metered_namespace_id?",
+               (select min(q.effective_at) from quota_change q
+                where q.tenant_id = n.tenant_id and q.namespace = n.name) as since,
+               coalesce(n.released_at, t.gone_at) as until
+           from tenant_namespace n
+           join tenant t on t.tenant_id = n.tenant_id
+           left join metered_namespace m on m.tenant_id = n.tenant_id and m.kube_name = n.kube_name
+           where n.tenant_id = any($1)
+           order by t.name, n.name"#,
+        tenant_ids,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// A point of the quota timeline: from `effective_at` on, the namespace's quota is this.
+#[derive(Debug, Clone)]
+pub struct QuotaPoint {
+    pub tenant_id: Uuid,
+    pub namespace: String,
+    pub effective_at: DateTime<Utc>,
+    pub cpu_milli: i64,
+    pub memory_bytes: i64,
+    pub storage_bytes: i64,
+    pub load_balancers: i32,
+}
+
+/// The quota timeline of these tenants up to `until`, in time order per namespace.
+pub async fn quota_timeline(
+    db: impl PgExecutor<'_>,
+    tenant_ids: &[Uuid],
+    until: DateTime<Utc>,
+) -> sqlx::Result<Vec<QuotaPoint>> {
+    sqlx::query_as!(
+        QuotaPoint,
+        r#"select tenant_id, namespace, effective_at, to_cpu_milli as cpu_milli,
+               to_memory_bytes as memory_bytes, to_storage_bytes as storage_bytes,
+               to_load_balancers as load_balancers
+           from quota_change
+           where tenant_id = any($1) and effective_at < $2
+           order by tenant_id, namespace, effective_at, quota_change_id"#,
+        tenant_ids,
+        until,
+    )
+    .fetch_all(db)
+    .await
+}

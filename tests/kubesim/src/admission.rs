@@ -27,15 +27,17 @@ fn containers<'a>(pod: &'a Value, field: &str) -> impl Iterator<Item = &'a Value
 }
 
 fn resource_of(container: &Value, kind: &str, name: &str) -> Option<Nanos> {
-    container
-        .pointer(&format!("/resources/{kind}/{name}"))
-        .and_then(Value::as_str)
-        .and_then(quantity::nanos)
+    // A quantity may be written as a JSON number (`cpu: 2` in YAML), as the API server accepts.
+    match container.pointer(&format!("/resources/{kind}/{name}"))? {
+        Value::String(s) => quantity::nanos(s),
+        Value::Number(n) => quantity::nanos(&n.to_string()),
+        _ => None,
+    }
 }
 
 /// A pod's effective request or limit: the larger of the sum over containers and the largest
 /// init container, plus overhead, as the scheduler and quota count it.
-fn pod_amount(pod: &Value, kind: &str, name: &str) -> Nanos {
+pub fn pod_amount(pod: &Value, kind: &str, name: &str) -> Nanos {
     let sum: Nanos = containers(pod, "containers")
         .filter_map(|c| resource_of(c, kind, name))
         .sum();

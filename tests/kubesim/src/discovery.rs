@@ -36,9 +36,15 @@ const VERBS: [&str; 8] = [
 ];
 
 fn resource_entries(t: &ResourceType) -> Vec<Value> {
+    // The resource metrics API is read-only.
+    let verbs: &[&str] = if t.group == "metrics.k8s.io" {
+        &["get", "list"]
+    } else {
+        &VERBS
+    };
     let mut out = vec![json!({
         "name": t.plural, "singularName": t.singular, "namespaced": t.namespaced, "kind": t.kind,
-        "verbs": VERBS, "shortNames": t.short_names, "categories": t.categories,
+        "verbs": verbs, "shortNames": t.short_names, "categories": t.categories,
     })];
     if t.status_subresource {
         out.push(json!({"name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced,

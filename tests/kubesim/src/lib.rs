@@ -17,8 +17,11 @@
 //! - No admission webhooks, and ValidatingAdmissionPolicies are stored but not evaluated. Custom resources are validated, defaulted and pruned against their
 //!   CRD's schema without CEL rules (see [`schema`]); built-in kinds get only the validation
 //!   listed here (names, labels, quota, limit ranges), not their full schemas.
-//! - No kubelet, scheduler or workload controllers: pods stay `Pending` until a test writes their
-//!   status; Deployments make no ReplicaSets or Pods. Deletion is immediate (no grace period).
+//! - A simulated scheduler and kubelet ([`kubelet`]) bind pods to nodes by their requests, run
+//!   them at once (containers never fail or exit), and remove gracefully deleted pods at once
+//!   (no grace period is waited out). No workload controllers: Deployments make no ReplicaSets
+//!   or Pods. Deletion of other objects is immediate.
+//! - The resource metrics API ([`metrics`]) reports what a test sets, not measured use.
 //! - Controllers whose effects clients see (namespace finalization, garbage collection, quota
 //!   usage, CRD `Established`, the `default` ServiceAccount of a namespace) act synchronously,
 //!   inside the request that causes them, where Kubernetes acts within moments.
@@ -34,7 +37,9 @@
 pub mod admission;
 pub mod discovery;
 pub mod error;
+pub mod kubelet;
 pub mod managed;
+pub mod metrics;
 pub mod patch;
 pub mod protobuf;
 pub mod rbac;
@@ -80,6 +85,12 @@ pub struct Config {
     /// anything; a ServiceAccount's token from TokenRequest may do what its bindings allow, until
     /// it expires or the ServiceAccount is deleted. Off by default: everyone may do anything.
     pub authorization: bool,
+    /// Serve the resource metrics API (`metrics.k8s.io`), as a cluster with metrics-server does.
+    /// On by default.
+    pub metrics_api: bool,
+    /// Run the simulated scheduler and kubelet (see [`kubelet`]): pods are bound, run and are
+    /// removed after graceful deletion. On by default; off, pods stay as written.
+    pub kubelet: bool,
 }
 
 impl Default for Config {
@@ -96,6 +107,8 @@ impl Default for Config {
             history_limit: 100_000,
             bookmark_interval: Duration::from_secs(5),
             authorization: false,
+            metrics_api: true,
+            kubelet: true,
         }
     }
 }
@@ -117,6 +130,27 @@ pub struct KubeSim {
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    kubelet: Option<JoinHandle<()>>,
+}
+
+/// The kubelet's loop: a pass whenever the cluster changed, checked every 50 ms.
+async fn run_kubelet(shared: Arc<Shared>) {
+    let mut seen = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        let mut store = shared.store();
+        let rv = store.resource_version();
+        if rv != seen {
+            // Binding, then running: each pass takes a pod one step further.
+            for _ in 0..3 {
+                if kubelet::step(&mut store) == 0 {
+                    break;
+                }
+            }
+            seen = store.resource_version();
+        }
+    }
 }
 
 impl KubeSim {
@@ -133,6 +167,9 @@ impl KubeSim {
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
         let mut store = Store::new(config.history_limit);
+        if !config.metrics_api {
+            store.registry.remove_group("metrics.k8s.io");
+        }
         seed(&mut store, &config)?;
         let (epoch, _) = watch::channel(0);
         let shared = Arc::new(Shared {
@@ -141,6 +178,7 @@ impl KubeSim {
             bookmark_interval: config.bookmark_interval,
             server_address: addr.to_string(),
             authorize: config.authorization,
+            usages: Mutex::new(Default::default()),
         });
         let app = axum::Router::new()
             .fallback(server::handle)
@@ -161,11 +199,15 @@ impl KubeSim {
             }
         });
         tracing::info!(%addr, "kubesim listening");
+        let kubelet = config
+            .kubelet
+            .then(|| tokio::spawn(run_kubelet(shared.clone())));
         Ok(Self {
             addr,
             shared,
             shutdown: Some(tx),
             task: Some(task),
+            kubelet,
         })
     }
 
@@ -218,8 +260,26 @@ impl KubeSim {
         self.shared.store().resource_version()
     }
 
+    /// Sets what a pod uses, as the resource metrics API reports it (for its first container).
+    pub fn set_pod_usage(&self, namespace: &str, pod: &str, cpu: &str, memory: &str) {
+        self.shared
+            .usages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                (namespace.to_string(), pod.to_string()),
+                metrics::PodUsage {
+                    cpu: cpu.to_string(),
+                    memory: memory.to_string(),
+                },
+            );
+    }
+
     /// Stops the server and waits for it.
     pub async fn shutdown(mut self) {
+        if let Some(k) = self.kubelet.take() {
+            k.abort();
+        }
         self.end_watches();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -232,6 +292,9 @@ impl KubeSim {
 
 impl Drop for KubeSim {
     fn drop(&mut self) {
+        if let Some(k) = self.kubelet.take() {
+            k.abort();
+        }
         self.shared.watch_epoch.send_modify(|e| *e += 1);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

@@ -118,6 +118,26 @@ const BUILTINS: &[Builtin] = &[
         false,
     ),
     b("", "v1", "Node", "nodes", false, &["no"], true, false),
+    b(
+        "metrics.k8s.io",
+        "v1beta1",
+        "PodMetrics",
+        "pods",
+        true,
+        &[],
+        false,
+        false,
+    ),
+    b(
+        "metrics.k8s.io",
+        "v1beta1",
+        "NodeMetrics",
+        "nodes",
+        false,
+        &[],
+        false,
+        false,
+    ),
     b("", "v1", "Pod", "pods", true, &["po"], true, true),
     b("", "v1", "Service", "services", true, &["svc"], true, false),
     b(
@@ -457,6 +477,11 @@ impl Registry {
         self.types
             .iter()
             .find(|t| t.group == group && t.version == version && t.plural == plural)
+    }
+
+    /// Stops serving a whole API group (a cluster without that add-on).
+    pub fn remove_group(&mut self, group: &str) {
+        self.types.retain(|t| t.group != group);
     }
 
     /// The preferred (first registered) version of a stored resource.

@@ -31,6 +31,8 @@ pub struct Shared {
     pub server_address: String,
     /// Whether requests are authenticated and authorized (RBAC); off, everyone may do anything.
     pub authorize: bool,
+    /// What pods use, as the resource metrics API reports it.
+    pub usages: Mutex<crate::metrics::Usages>,
 }
 
 /// The bearer token of the simulator's administrator (`system:masters`), as in its kubeconfig.
@@ -409,6 +411,28 @@ async fn route(
 ) -> ApiResult<Response> {
     let rt = t.rt.clone();
     let ns = t.namespace.clone().unwrap_or_default();
+    if rt.group == "metrics.k8s.io" {
+        if method != Method::GET || flag(q, "watch") || t.sub.is_some() {
+            return Err(ApiError::method_not_allowed(format!(
+                "the resource metrics API serves get and list only, not {method}"
+            )));
+        }
+        let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))?;
+        let usages = shared
+            .usages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let body = crate::metrics::get(
+            &shared.store(),
+            &usages,
+            &rt.plural,
+            t.namespace.as_deref(),
+            t.name.as_deref(),
+            &labels,
+        )?;
+        return Ok(json_response(StatusCode::OK, &body));
+    }
     let part = match t.sub.as_deref() {
         None => Part::Main,
         Some("status") if rt.status_subresource => Part::Status,
@@ -574,6 +598,10 @@ async fn route(
                     .pointer("/preconditions/resourceVersion")
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                grace_period: q
+                    .get("gracePeriodSeconds")
+                    .and_then(|g| g.parse().ok())
+                    .or_else(|| opts_body["gracePeriodSeconds"].as_i64()),
             };
             let mut store = shared.store();
             match name {

@@ -87,6 +87,9 @@ pub struct DeleteOpts {
     pub propagation: Propagation,
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
+    /// `gracePeriodSeconds`: for a pod on a node, how long its containers get to stop (none:
+    /// the pod's `terminationGracePeriodSeconds`); 0 removes it at once.
+    pub grace_period: Option<i64>,
 }
 
 /// One page of a list.
@@ -325,7 +328,7 @@ impl Store {
     }
 
     /// Stores (or removes) an object at a new resourceVersion and tells the watches.
-    fn commit(
+    pub(crate) fn commit(
         &mut self,
         rt: &ResourceType,
         ns: &str,
@@ -1222,8 +1225,40 @@ impl Store {
         if ctx.dry_run {
             return Ok((*live).clone());
         }
+        let is_pod = rt.is("", "pods");
+        let on_node = live
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
         if live.pointer("/metadata/deletionTimestamp").is_some() {
+            // A pod being stopped is removed at once by a delete with grace period 0 (a force
+            // delete); any other repeated delete changes nothing.
+            if is_pod && opts.grace_period == Some(0) && finalizers(&live).is_empty() {
+                let gone = self.commit(rt, ns, name, (*live).clone(), EventType::Deleted);
+                self.after_delete(rt, ns, &gone);
+                return Ok((*gone).clone());
+            }
             return Ok((*live).clone());
+        }
+        if is_pod && on_node && opts.grace_period != Some(0) {
+            // Graceful deletion, as the API server does for a pod a kubelet runs: the pod is
+            // marked, and the kubelet removes it once its containers have stopped.
+            let grace = opts.grace_period.unwrap_or_else(|| {
+                live.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(30)
+            });
+            let mut marked = (*live).clone();
+            let at = jiff::Timestamp::now()
+                .checked_add(jiff::SignedDuration::from_secs(grace.max(0)))
+                .unwrap_or_else(|_| jiff::Timestamp::now());
+            let m = meta_mut(&mut marked);
+            m.insert(
+                "deletionTimestamp".into(),
+                json!(at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            );
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            return Ok((*self.commit(rt, ns, name, marked, EventType::Modified)).clone());
         }
         let uid = meta_str(&live, "uid").unwrap_or_default().to_string();
         let has_dependents = self.dependents.get(&uid).is_some_and(|d| !d.is_empty());
@@ -1377,7 +1412,7 @@ impl Store {
     }
 
     /// Controllers reacting to an object that is gone.
-    fn after_delete(&mut self, rt: &ResourceType, ns: &str, gone: &Arc<Value>) {
+    pub(crate) fn after_delete(&mut self, rt: &ResourceType, ns: &str, gone: &Arc<Value>) {
         let uid = meta_str(gone, "uid").unwrap_or_default().to_string();
         // Garbage collection: dependents whose owners are now all gone.
         let deps: Vec<ObjRef> = self

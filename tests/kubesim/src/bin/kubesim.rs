@@ -38,6 +38,12 @@ struct Args {
     /// administrator's; ServiceAccount tokens from TokenRequest get what their bindings allow).
     #[arg(long)]
     authorization: bool,
+    /// Do not serve the resource metrics API (a cluster without metrics-server).
+    #[arg(long)]
+    no_metrics_api: bool,
+    /// Do not run the simulated scheduler and kubelet: pods stay as written.
+    #[arg(long)]
+    no_kubelet: bool,
 }
 
 #[tokio::main]
@@ -60,6 +66,8 @@ async fn main() -> anyhow::Result<()> {
         history_limit: args.history,
         bookmark_interval: Duration::from_secs(args.bookmark_seconds.max(1)),
         authorization: args.authorization,
+        metrics_api: !args.no_metrics_api,
+        kubelet: !args.no_kubelet,
     };
     let sim = kubesim::KubeSim::start_with(config, args.listen).await?;
     sim.write_kubeconfig(&args.kubeconfig)?;

@@ -6,4 +6,5 @@ pub mod build;
 pub mod controller;
 pub mod crdgen;
 pub mod leader;
+pub mod metering;
 pub mod telemetry;

@@ -64,6 +64,8 @@ enum Command {
             default_value = govcloud_operator::build::DEFAULT_PLATFORM_NAMESPACE
         )]
         reserved_namespaces: Vec<String>,
+        #[command(flatten)]
+        metering: Box<MeteringArgs>,
     },
     /// Writes the CustomResourceDefinitions as YAML, one file each, into DIR (stdout without --out).
     Crdgen {
@@ -71,6 +73,64 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// Where usage goes. Without `--api-url` and a token, the operator does not meter.
+#[derive(Debug, clap::Args)]
+struct MeteringArgs {
+    /// The govcloud API's base URL, to post usage to (`https://govcloud-api.govcloud-system.svc:8080`).
+    #[arg(long = "api-url", env = "GOVCLOUD_API_URL")]
+    api_url: Option<String>,
+    /// The `metering` principal's API token.
+    #[arg(long, env = "GOVCLOUD_METERING_TOKEN", hide_env_values = true)]
+    metering_token: Option<String>,
+    /// A PEM CA bundle to trust for the API's certificate (besides the system's).
+    #[arg(long, env = "GOVCLOUD_API_CA_FILE")]
+    api_ca_file: Option<PathBuf>,
+    /// Length of a metering window, in seconds; it divides 3600.
+    #[arg(long, env = "GOVCLOUD_METERING_WINDOW_SECONDS", default_value_t = 60,
+          value_parser = window_seconds)]
+    metering_window_seconds: u32,
+    /// How long undelivered usage is kept and retried, in seconds (at most the API's
+    /// `--metering-grace-seconds`); older windows stay unmetered.
+    #[arg(long, env = "GOVCLOUD_METERING_BUFFER_SECONDS", default_value_t = 600)]
+    metering_buffer_seconds: u64,
+}
+
+fn window_seconds(s: &str) -> Result<u32, String> {
+    let w: u32 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    if w >= 10 && govcloud_tenant::usage::valid_window_seconds(w) {
+        Ok(w)
+    } else {
+        Err("must divide 3600 and be at least 10".into())
+    }
+}
+
+impl MeteringArgs {
+    fn settings(self) -> anyhow::Result<Option<govcloud_operator::metering::Settings>> {
+        let (Some(url), Some(token)) = (self.api_url, self.metering_token) else {
+            tracing::warn!("no --api-url and metering token: usage is not metered");
+            return Ok(None);
+        };
+        let mut client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+        if let Some(path) = &self.api_ca_file {
+            let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("reading certificates from {}", path.display()))?
+            {
+                client = client.add_root_certificate(cert);
+            }
+        }
+        Ok(Some(govcloud_operator::metering::Settings {
+            target: govcloud_operator::metering::deliver::Target {
+                url,
+                token,
+                client: client.build().context("building the API client")?,
+            },
+            window: std::time::Duration::from_secs(u64::from(self.metering_window_seconds)),
+            buffer: std::time::Duration::from_secs(self.metering_buffer_seconds),
+        }))
+    }
 }
 
 async fn shutdown_signal() {
@@ -104,6 +164,7 @@ async fn main() -> anyhow::Result<()> {
             metrics_addr,
             concurrency,
             mut reserved_namespaces,
+            metering,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -130,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
                 platform,
                 instance: Some(identity.clone()),
                 concurrency,
+                metering: metering.settings()?,
                 ..Settings::default()
             };
             let telemetry = std::sync::Arc::new(Telemetry::default());

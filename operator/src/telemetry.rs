@@ -38,6 +38,13 @@ pub struct Telemetry {
     pub reconcile_duration: Histogram,
     pub tenants: Family<PhaseLabels, Gauge>,
     pub leader: Gauge,
+    /// Metering windows closed, by outcome: observed, or unobserved (not reported: unmetered).
+    pub metering_windows: Family<OutcomeLabels, Counter>,
+    /// Samples the API took (accepted or duplicate) and batches it refused or that were dropped.
+    pub metering_samples_delivered: Counter,
+    pub metering_batches_dropped: Family<OutcomeLabels, Counter>,
+    /// Batches waiting to be delivered.
+    pub metering_buffered: Gauge,
     api_reachable: AtomicBool,
     tenant_store: std::sync::Mutex<Option<Store<Tenant>>>,
 }
@@ -71,7 +78,35 @@ impl Default for Telemetry {
             "1 while this replica holds the lease",
             leader.clone(),
         );
+        let metering_windows = Family::<OutcomeLabels, Counter>::default();
+        let metering_samples_delivered = Counter::default();
+        let metering_batches_dropped = Family::<OutcomeLabels, Counter>::default();
+        let metering_buffered = Gauge::default();
+        registry.register(
+            "metering_windows",
+            "Metering windows closed: observed (reported) or unobserved (left unmetered)",
+            metering_windows.clone(),
+        );
+        registry.register(
+            "metering_samples_delivered",
+            "Usage samples the API took",
+            metering_samples_delivered.clone(),
+        );
+        registry.register(
+            "metering_batches_dropped",
+            "Usage batches never delivered: refused by the API, or too old to be taken (their windows are unmetered)",
+            metering_batches_dropped.clone(),
+        );
+        registry.register(
+            "metering_buffered_batches",
+            "Usage batches waiting to be delivered",
+            metering_buffered.clone(),
+        );
         Self {
+            metering_windows,
+            metering_samples_delivered,
+            metering_batches_dropped,
+            metering_buffered,
             registry,
             reconciles,
             reconcile_errors,
@@ -82,6 +117,11 @@ impl Default for Telemetry {
             tenant_store: std::sync::Mutex::new(None),
         }
     }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
 }
 
 /// Records a reconciliation's duration when dropped.

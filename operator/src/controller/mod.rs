@@ -43,6 +43,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// How long a burst of changes is gathered into one reconcile.
     pub debounce: Duration,
+    /// Metering, when the API to deliver to is configured (see [`crate::metering`]).
+    pub metering: Option<crate::metering::Settings>,
 }
 
 impl Default for Settings {
@@ -52,6 +54,7 @@ impl Default for Settings {
             instance: None,
             concurrency: 16,
             debounce: Duration::from_millis(200),
+            metering: None,
         }
     }
 }
@@ -453,8 +456,20 @@ pub async fn run(
             .debounce(settings.debounce),
     );
     let Settings {
-        platform, instance, ..
+        platform,
+        instance,
+        metering,
+        ..
     } = settings;
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let metering = metering.map(|m| {
+        tokio::spawn(crate::metering::run(
+            client.clone(),
+            m,
+            telemetry.clone(),
+            shutdown.clone(),
+        ))
+    });
     let store = controller.store();
     let links_store = store.clone();
     telemetry.watch_tenants(store.clone());
@@ -503,6 +518,10 @@ pub async fn run(
             }
         })
         .await;
+    if let Some(m) = metering {
+        // It stops on the same shutdown, after a last moment to deliver what it holds.
+        let _ = m.await;
+    }
 }
 
 #[cfg(test)]

@@ -155,8 +155,8 @@ mod tests {
     #[test]
     fn a_pod_counts_for_the_part_of_the_window_it_ran() {
         let mut t = Tracker::new(0);
-        t.apply(Source::Pod, "a", "ns", cpu(500), 15_000);
         t.apply(Source::Pod, "b", "ns", cpu(250), 0);
+        t.apply(Source::Pod, "a", "ns", cpu(500), 15_000);
         t.delete(Source::Pod, "b", 30_000);
         let w = t.close(60_000);
         assert_eq!(w["ns"][&Amount::CpuRequested], 500 * 45 + 250 * 30);

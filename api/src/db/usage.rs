@@ -410,3 +410,33 @@ pub async fn quota_timeline(
     .fetch_all(db)
     .await
 }
+
+/// Whether the ledger knows any namespace yet.
+pub async fn any_metered(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(r#"select exists(select 1 from metered_namespace) as "any!""#)
+        .fetch_one(db)
+        .await
+}
+
+/// `govcloud dev` only: dates the demo tenants and their first quotas from `from`, so the
+/// month of usage it seeds before today falls in their lifetime.
+#[cfg(feature = "dev")]
+pub async fn date_demo_from(db: &sqlx::PgPool, from: DateTime<Utc>) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query!(
+        r#"update quota_change q set effective_at = $1
+           where q.capacity_request_id is null
+             and q.quota_change_id = (select min(f.quota_change_id) from quota_change f
+                                      where f.tenant_id = q.tenant_id and f.namespace = q.namespace)"#,
+        from,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "update tenant set created_at = $1 where created_at > $1",
+        from
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}

@@ -22,6 +22,7 @@ use kubesim::KubeSim;
 use crate::Settings;
 use crate::cluster::KubeconfigTarget;
 use crate::config::DatabaseArgs;
+use crate::domain::principal::Role;
 use crate::serve::{ServeError, bind, connect_database, migrate, run, state};
 use postgres::{PostgresError, PrivatePostgres};
 
@@ -42,6 +43,9 @@ pub struct DevArgs {
     /// How often the sync loop runs, in seconds.
     #[arg(long, default_value_t = 2)]
     pub sync_interval_seconds: u64,
+    /// The operator's metering window, in seconds (short, so usage shows at once).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(10..=3600))]
+    pub metering_window_seconds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,14 +153,6 @@ async fn run_with_database(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let operator = tokio::spawn(govcloud_operator::controller::run(
-        sim.client()
-            .map_err(|e| DevError::Simulator(e.to_string()))?,
-        govcloud_operator::controller::Settings::default(),
-        Arc::new(govcloud_operator::telemetry::Telemetry::default()),
-        stopped(),
-    ));
-
     let target = KubeconfigTarget {
         server: sim.url(),
         certificate_authority_data: None,
@@ -171,6 +167,36 @@ async fn run_with_database(
     let api = listener
         .local_addr()
         .map_or_else(|_| args.listen.to_string(), |a| a.to_string());
+    let metering_token = tokens
+        .get(Role::Metering.as_str())
+        .cloned()
+        .ok_or_else(|| DevError::Seed("no metering token".into()))?;
+    let seeded = seed::seed_usage(&state, &metering_token)
+        .await
+        .map_err(DevError::Seed)?;
+    if seeded > 0 {
+        println!("seeded last month's usage of the demo agencies ({seeded} samples)");
+    }
+    let metering = govcloud_operator::metering::Settings {
+        target: govcloud_operator::metering::deliver::Target {
+            url: format!("http://{api}"),
+            token: metering_token,
+            client: reqwest::Client::new(),
+        },
+        window: Duration::from_secs(args.metering_window_seconds),
+        buffer: state.settings.metering_grace,
+    };
+    let operator = tokio::spawn(govcloud_operator::controller::run(
+        sim.client()
+            .map_err(|e| DevError::Simulator(e.to_string()))?,
+        govcloud_operator::controller::Settings {
+            metering: Some(metering),
+            ..govcloud_operator::controller::Settings::default()
+        },
+        Arc::new(govcloud_operator::telemetry::Telemetry::default()),
+        stopped(),
+    ));
+    demo_pods(&sim).await;
     println!(
         "govcloud dev is running (Ctrl-C stops everything)\n\
          \n  API          http://{api}   (OpenAPI document: http://{api}/openapi.json)\
@@ -207,6 +233,76 @@ async fn run_with_database(
     sim.shutdown().await;
     println!("govcloud dev stopped");
     served.map_err(DevError::from)
+}
+
+/// Demo pods in the demo agencies' namespaces, with some use, so usage shows real numbers.
+/// The namespaces come from the operator: this waits for them a while, then gives up quietly.
+async fn demo_pods(sim: &KubeSim) {
+    use k8s_openapi::api::core::v1::{Namespace, Pod};
+    let Ok(client) = sim.client() else { return };
+    let pods = [
+        (
+            seed::AGENCY,
+            "prod",
+            "portal",
+            "500m",
+            "1Gi",
+            "180m",
+            "600Mi",
+        ),
+        (
+            seed::AGENCY,
+            "prod",
+            "worker",
+            "250m",
+            "512Mi",
+            "40m",
+            "200Mi",
+        ),
+        (
+            seed::OTHER_AGENCY,
+            "prod",
+            "ledger",
+            "250m",
+            "512Mi",
+            "120m",
+            "300Mi",
+        ),
+    ];
+    for (tenant, short, name, cpu, memory, used_cpu, used_memory) in pods {
+        let ns = govcloud_tenant::names::namespace_name(tenant, short);
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ready = tokio::time::timeout(Duration::from_secs(30), async {
+            while !matches!(namespaces.get_opt(&ns).await, Ok(Some(_))) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        if ready.is_err() {
+            tracing::warn!(namespace = %ns, "no demo pods: the namespace did not appear");
+            continue;
+        }
+        let pod: Result<Pod, _> = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"containers": [{"name": "app", "image": "registry.example.gov.vn/demo/app:1.0",
+                "imagePullPolicy": "Always",
+                "securityContext": {"allowPrivilegeEscalation": false, "runAsNonRoot": true,
+                    "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+                "resources": {"requests": {"cpu": cpu, "memory": memory},
+                              "limits": {"cpu": cpu, "memory": memory}}}]}
+        }));
+        let Ok(pod) = pod else { continue };
+        match Api::<Pod>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &pod)
+            .await
+        {
+            Ok(_) => sim.set_pod_usage(&ns, name, used_cpu, used_memory),
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                sim.set_pod_usage(&ns, name, used_cpu, used_memory);
+            }
+            Err(e) => tracing::warn!(namespace = %ns, pod = name, error = %e, "no demo pod"),
+        }
+    }
 }
 
 #[cfg(test)]

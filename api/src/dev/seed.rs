@@ -32,6 +32,8 @@ const USERS: &[(&str, Role, Option<&str>, Option<&str>)] = &[
     ("demo-stttt-admin", Role::TenantAdmin, None, Some(AGENCY)),
     ("demo-province-finance", Role::Finance, Some(PROVINCE), None),
     ("demo-auditor", Role::Auditor, None, None),
+    // The operator's identity: it posts usage and can do nothing else.
+    ("demo-operator-metering", Role::Metering, None, None),
 ];
 
 fn organizations() -> Vec<Value> {
@@ -209,4 +211,92 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(text.as_bytes())
+}
+
+/// The demo namespaces' quotas, as `tenants()` gives them: (tenant, namespace in Kubernetes,
+/// cpu millicores, memory bytes, storage bytes, load balancers).
+fn demo_quotas() -> Vec<(String, String, i64, i64, i64, i64)> {
+    let mut out = Vec::new();
+    for t in tenants() {
+        let tenant = t["name"].as_str().unwrap_or_default().to_string();
+        for n in t["namespaces"].as_array().into_iter().flatten() {
+            let q = &n["quota"];
+            let s = |k: &str| q[k].as_str().unwrap_or("0").to_string();
+            out.push((
+                tenant.clone(),
+                govcloud_tenant::names::namespace_name(
+                    &tenant,
+                    n["name"].as_str().unwrap_or_default(),
+                ),
+                crate::domain::quota::parse_cpu(&s("cpu")).unwrap_or(0),
+                crate::domain::quota::parse_bytes(&s("memory")).unwrap_or(0),
+                crate::domain::quota::parse_bytes(&s("storage")).unwrap_or(0),
+                q["loadBalancers"].as_i64().unwrap_or(0),
+            ));
+        }
+    }
+    out
+}
+
+/// A busy share of a quota, in percent, for one hour of the demo: agencies work weekdays from
+/// 08:00 to 17:00 in Hà Nội and idle otherwise.
+fn demo_share(local: chrono::DateTime<chrono_tz::Tz>, busy: i64, idle: i64) -> i64 {
+    use chrono::{Datelike, Timelike};
+    let weekday = local.weekday().num_days_from_monday() < 5;
+    if weekday && (8..17).contains(&local.hour()) {
+        busy
+    } else {
+        idle
+    }
+}
+
+/// The previous calendar month of the demo agencies' usage, posted through the ingest endpoint
+/// as the operator would (hour-long windows), after dating the demo agencies' first quotas to
+/// the start of that month. Does nothing once the ledger holds anything.
+pub async fn seed_usage(state: &AppState, metering_token: &str) -> Result<usize, String> {
+    use crate::domain::period::{Granularity, month_of, month_range, next_bucket};
+    if db::usage::any_metered(&state.db)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(0);
+    }
+    let now = chrono::Utc::now();
+    let (this_month, _) = month_range(&month_of(now))?;
+    let (from, to) = month_range(&month_of(this_month - chrono::Duration::hours(1)))?;
+    db::usage::date_demo_from(&state.db, from)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut samples = Vec::new();
+    let mut hour = from;
+    while hour < to {
+        let local = hour.with_timezone(&chrono_tz::Asia::Ho_Chi_Minh);
+        for (tenant, namespace, cpu, memory, storage, lbs) in demo_quotas() {
+            let requested = demo_share(local, 60, 25);
+            let used = demo_share(local, 45, 10);
+            for (metric, rate) in [
+                ("cpu.reserved", cpu),
+                ("memory.reserved", memory),
+                ("storage.reserved", storage),
+                ("loadbalancers.reserved", lbs),
+                ("cpu.requested", cpu * requested / 100),
+                ("memory.requested", memory * requested / 100),
+                ("cpu.used", cpu * used / 100),
+                ("memory.used", memory * used / 100),
+                ("storage.bound", storage * 40 / 100),
+            ] {
+                samples.push(
+                    json!({"tenant": tenant, "namespace": namespace, "metric": metric,
+                    "windowStart": hour, "quantity": rate * 3600}),
+                );
+            }
+        }
+        hour = next_bucket(hour, Granularity::Hour);
+    }
+    let count = samples.len();
+    for chunk in samples.chunks(govcloud_tenant::usage::MAX_SAMPLES_PER_BATCH) {
+        let batch = json!({"windowSeconds": 3600, "samples": chunk});
+        post(state, metering_token, "/v1/usage/batches", &batch).await?;
+    }
+    Ok(count)
 }

@@ -1,5 +1,6 @@
 //! The authorization matrix: every route × every role × own and someone else's organization
-//! and tenant, each with the status it must answer. Someone else's objects answer 404, as if
+//! and tenant, each with the status it must answer (the operator's metering identity: only
+//! ingest succeeds; every read is not found, forbidden or empty). Someone else's objects answer 404, as if
 //! they did not exist; a role that may not act answers 403; no or bad credentials 401.
 
 mod support;
@@ -88,6 +89,10 @@ enum Route {
     /// Approving such a request, made by the platform.
     ApproveAllotment,
     AllotmentChanges,
+    /// Posting usage samples of the case's tenant (the metering identity's only right).
+    IngestUsage,
+    Usage,
+    Utilisation,
 }
 
 const OK: u16 = 200;
@@ -164,6 +169,12 @@ fn expected(route: Route, whose: Whose) -> [u16; 5] {
         (ApproveAllotment, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
         (AllotmentChanges, Own | Sibling) => [OK; 5],
         (AllotmentChanges, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK],
+        (IngestUsage, _) => [FORBIDDEN; 5],
+        (Usage, Own) => [OK; 5],
+        (Usage, Sibling) => [OK, OK, NOT_FOUND, OK, OK],
+        (Usage, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK],
+        (Utilisation, Own | Sibling) => [OK; 5],
+        (Utilisation, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK],
     }
 }
 
@@ -363,6 +374,19 @@ async fn request(
             format!("/v1/principals/{}/token", new_principal(api, org, n).await),
             Some(json!({})),
         ),
+        IngestUsage => (
+            Method::POST,
+            "/v1/usage/batches".into(),
+            Some(json!({"windowSeconds": 60, "samples": [{"tenant": tenant,
+                "namespace": format!("{tenant}-prod"), "metric": "cpu.requested",
+                "windowStart": "2026-01-01T00:00:00Z", "quantity": n}]})),
+        ),
+        Usage => (Method::GET, format!("/v1/usage?tenant={tenant}"), None),
+        Utilisation => (
+            Method::GET,
+            format!("/v1/utilisation?organization={org}&month=2026-10"),
+            None,
+        ),
     }
 }
 
@@ -424,7 +448,7 @@ async fn new_principal(api: &TestApi, org: &str, n: usize) -> String {
         .to_string()
 }
 
-const ROUTES: [Route; 33] = [
+const ROUTES: [Route; 36] = [
     Route::ListOrganizations,
     Route::ShowOrganization,
     Route::CreateOrganization,
@@ -458,6 +482,9 @@ const ROUTES: [Route; 33] = [
     Route::RequestAllotment,
     Route::ApproveAllotment,
     Route::AllotmentChanges,
+    Route::IngestUsage,
+    Route::Usage,
+    Route::Utilisation,
 ];
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
@@ -509,6 +536,25 @@ async fn every_route_every_role_own_and_foreign(db: PgPool) {
                 if status.as_u16() != want {
                     failures.push(format!("{route:?} {whose:?} as {role}: {method} {path} answered {status}, expected {want}: {answer}"));
                 }
+                // The operator's metering identity sees nothing and does nothing but ingest.
+                if *role == "platform-admin" {
+                    let (method, path, body) = request(&api, route, whose, n + 100_000).await;
+                    let (status, answer) = api
+                        .call(method.clone(), &path, Some("metering"), body)
+                        .await;
+                    cases += 1;
+                    let empty_list = answer["items"].as_array().is_some_and(Vec::is_empty);
+                    let fine = match route {
+                        Route::IngestUsage => status == StatusCode::OK,
+                        _ => {
+                            matches!(status.as_u16(), FORBIDDEN | NOT_FOUND)
+                                || (status == StatusCode::OK && empty_list)
+                        }
+                    };
+                    if !fine {
+                        failures.push(format!("{route:?} {whose:?} as metering: {method} {path} answered {status}: {answer}"));
+                    }
+                }
                 // Without credentials, or with a bad token, every route answers 401.
                 if *role == "platform-admin" {
                     let (status, _) =
@@ -547,7 +593,7 @@ async fn every_route_every_role_own_and_foreign(db: PgPool) {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(cases, 33 * 3 * 5);
+    assert_eq!(cases, 36 * 3 * 6);
 }
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]

@@ -462,13 +462,15 @@ pub async fn run(
         ..
     } = settings;
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    // Metering lives and dies with the controller: dropping this future (a crash, a lost
+    // lease) stops it too.
     let metering = metering.map(|m| {
-        tokio::spawn(crate::metering::run(
+        AbortOnDrop(Some(tokio::spawn(crate::metering::run(
             client.clone(),
             m,
             telemetry.clone(),
             shutdown.clone(),
-        ))
+        ))))
     });
     let store = controller.store();
     let links_store = store.clone();
@@ -518,9 +520,22 @@ pub async fn run(
             }
         })
         .await;
-    if let Some(m) = metering {
+    if let Some(mut m) = metering
+        && let Some(task) = m.0.take()
+    {
         // It stops on the same shutdown, after a last moment to deliver what it holds.
-        let _ = m.await;
+        let _ = task.await;
+    }
+}
+
+/// A task that is aborted when its handle is dropped.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
+        }
     }
 }
 

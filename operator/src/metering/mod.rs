@@ -263,18 +263,18 @@ pub async fn run(
         tracker: Tracker::new(first.timestamp_millis()),
         ..Observing::default()
     }));
-    let watches = spawn_watches(&client, &shared);
+    let mut tasks = Tasks(spawn_watches(&client, &shared));
     let buffer = Arc::new(Buffer::default());
     let max_batches = usize::try_from(settings.buffer.as_secs() / u64::from(window_s))
         .unwrap_or(1)
         .max(1)
         * 20;
-    let sender = tokio::spawn(deliver::run(
+    tasks.0.push(tokio::spawn(deliver::run(
         buffer.clone(),
         settings.target.clone(),
         settings.buffer,
         telemetry.clone(),
-    ));
+    )));
     tracing::info!(window_seconds = window_s, url = %settings.target.url, "metering");
     let mut start = first;
     let ticking = async {
@@ -337,9 +337,17 @@ pub async fn run(
     while !buffer.is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    sender.abort();
-    for w in watches {
-        w.abort();
+    drop(tasks);
+}
+
+/// The watches and the sender: aborted when metering ends or is dropped.
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
     }
 }
 

@@ -222,6 +222,31 @@ async fn the_charts_service_accounts_are_enough_for_their_work() -> TestResult {
         .list(&Default::default())
         .await;
     assert!(denied.is_err(), "the operator reads no Secrets");
+    // Metering's reads: pods and claims watched cluster-wide, the pods' resource metrics listed;
+    // and nothing more of pods than reading.
+    Api::<k8s_openapi::api::core::v1::Pod>::all(operator.clone())
+        .list(&Default::default())
+        .await?;
+    Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::all(operator.clone())
+        .list(&Default::default())
+        .await?;
+    let metrics = kube::api::ApiResource {
+        group: "metrics.k8s.io".into(),
+        version: "v1beta1".into(),
+        api_version: "metrics.k8s.io/v1beta1".into(),
+        kind: "PodMetrics".into(),
+        plural: "pods".into(),
+    };
+    Api::<kube::api::DynamicObject>::all_with(operator.clone(), &metrics)
+        .list(&Default::default())
+        .await?;
+    assert!(
+        Api::<k8s_openapi::api::core::v1::Pod>::namespaced(operator.clone(), "default")
+            .delete("anything", &Default::default())
+            .await
+            .is_err_and(|e| matches!(e, kube::Error::Api(ref s) if s.code == 403)),
+        "the operator deletes no pods"
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let telemetry = Arc::new(govcloud_operator::telemetry::Telemetry::default());
     let task = tokio::spawn(govcloud_operator::controller::run(

@@ -1,0 +1,188 @@
+//! What a newcomer does first: runs `govcloud dev`, starts a pod with kubectl in a demo
+//! agency's namespace, and within two metering windows sees its requested CPU in
+//! `GET /v1/usage` and in the utilisation report — beside last month's seeded usage.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+
+struct Dev(Child);
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn url(opts: &PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port(),
+        opts.get_database().unwrap_or("postgres")
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn kubectl() -> String {
+    std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into())
+}
+
+async fn get(client: &reqwest::Client, url: &str, token: &str) -> Option<Value> {
+    let r = client.get(url).bearer_auth(token).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json().await.ok()
+}
+
+fn requested(usage: &Value) -> i64 {
+    usage["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["buckets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|b| b["quantity"].as_str()?.parse::<i64>().ok())
+        .sum()
+}
+
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn a_newcomer_sees_a_pod_they_started_in_usage_within_two_windows(db: PgPool) {
+    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let port = free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let _dev = Dev(Command::new(env!("CARGO_BIN_EXE_govcloud"))
+        .args(["dev", "--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+        .arg(state.path())
+        .env("GOVCLOUD_DEV_DATABASE_URL", url(&db.connect_options()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start govcloud dev: {e}")));
+    let tokens_path = state.path().join("tokens.json");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let tokens: Value = loop {
+        assert!(Instant::now() < deadline, "govcloud dev did not start");
+        if let Ok(text) = std::fs::read_to_string(&tokens_path)
+            && let Ok(v) = serde_json::from_str::<Value>(&text)
+            && client.get(format!("{api}/healthz")).send().await.is_ok_and(|r| r.status().is_success())
+        {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let admin = tokens["tenant-admin"].as_str().unwrap_or_default().to_string();
+    let finance = tokens["finance"].as_str().unwrap_or_default().to_string();
+
+    // Last month is there at once, seeded through the ingest endpoint.
+    let now = chrono::Utc::now();
+    let (this_month, _) = govcloud_api::domain::period::month_range(
+        &govcloud_api::domain::period::month_of(now),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let last_month =
+        govcloud_api::domain::period::month_of(this_month - chrono::Duration::hours(1));
+    let report = get(
+        &client,
+        &format!("{api}/v1/utilisation?organization=demo-province&month={last_month}"),
+        &finance,
+    )
+    .await
+    .unwrap_or_else(|| panic!("no utilisation for {last_month}"));
+    assert!(
+        report.to_string().contains("\"requestedPercent\":\""),
+        "last month has numbers: {report}"
+    );
+
+    // The newcomer starts a pod of 200m in the agency's (empty) staging namespace.
+    let kubeconfig = state.path().join("kubeconfig");
+    let manifest = state.path().join("pod.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: hello, namespace: demo-stttt-staging}\nspec:\n  containers:\n  - name: hello\n    image: registry.example.gov.vn/hello:1.0\n    imagePullPolicy: Always\n    resources:\n      requests: {cpu: 200m, memory: 128Mi}\n      limits: {cpu: 200m, memory: 128Mi}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let applied = wait_for_kubectl(&kubeconfig, &manifest, state.path()).await;
+    assert!(applied, "kubectl could not start the pod");
+    let started = Instant::now();
+
+    let usage_url = format!(
+        "{api}/v1/usage?tenant=demo-stttt&namespace=demo-stttt-staging&metric=cpu.requested&granularity=hour"
+    );
+    let seen = loop {
+        if let Some(u) = get(&client, &usage_url, &admin).await
+            && requested(&u) > 0
+        {
+            break u;
+        }
+        // two windows of 10 s, and the moment it takes to deliver
+        assert!(
+            started.elapsed() < Duration::from_secs(35),
+            "no requested cpu within two windows"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // 200 millicores over every metered second of it
+    let metered: i64 = seen["series"][0]["buckets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["meteredSeconds"].as_i64())
+        .sum();
+    assert!(metered > 0);
+    assert!(requested(&seen) <= 200 * metered, "{seen}");
+
+    let month = govcloud_api::domain::period::month_of(now);
+    let report = get(
+        &client,
+        &format!("{api}/v1/utilisation?organization=demo-province&month={month}"),
+        &admin,
+    )
+    .await
+    .unwrap_or_else(|| panic!("no utilisation for {month}"));
+    let staging = report["tenants"][0]["namespaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["namespace"] == "demo-stttt-staging")
+        .cloned()
+        .unwrap_or_default();
+    let requested: i64 = staging["cpu"]["requested"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_default();
+    assert!(requested > 0, "{staging}");
+}
+
+/// Applies the manifest once the agency's namespace exists (the operator makes it).
+async fn wait_for_kubectl(kubeconfig: &Path, manifest: &Path, home: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let out = Command::new(kubectl())
+            .arg("apply")
+            .arg("-f")
+            .arg(manifest)
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", home)
+            .output();
+        if out.is_ok_and(|o| o.status.success()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    false
+}

@@ -64,7 +64,12 @@ async fn a_newcomer_sees_a_pod_they_started_in_usage_within_two_windows(db: PgPo
     let port = free_port();
     let api = format!("http://127.0.0.1:{port}");
     let _dev = Dev(Command::new(env!("CARGO_BIN_EXE_govcloud"))
-        .args(["dev", "--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+        .args([
+            "dev",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--state-dir",
+        ])
         .arg(state.path())
         .env("GOVCLOUD_DEV_DATABASE_URL", url(&db.connect_options()))
         .env("RUST_LOG", "warn")
@@ -79,21 +84,27 @@ async fn a_newcomer_sees_a_pod_they_started_in_usage_within_two_windows(db: PgPo
         assert!(Instant::now() < deadline, "govcloud dev did not start");
         if let Ok(text) = std::fs::read_to_string(&tokens_path)
             && let Ok(v) = serde_json::from_str::<Value>(&text)
-            && client.get(format!("{api}/healthz")).send().await.is_ok_and(|r| r.status().is_success())
+            && client
+                .get(format!("{api}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
         {
             break v;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    let admin = tokens["tenant-admin"].as_str().unwrap_or_default().to_string();
+    let admin = tokens["tenant-admin"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let finance = tokens["finance"].as_str().unwrap_or_default().to_string();
 
     // Last month is there at once, seeded through the ingest endpoint.
     let now = chrono::Utc::now();
-    let (this_month, _) = govcloud_api::domain::period::month_range(
-        &govcloud_api::domain::period::month_of(now),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (this_month, _) =
+        govcloud_api::domain::period::month_range(&govcloud_api::domain::period::month_of(now))
+            .unwrap_or_else(|e| panic!("{e}"));
     let last_month =
         govcloud_api::domain::period::month_of(this_month - chrono::Duration::hours(1));
     let report = get(

@@ -24,13 +24,18 @@ pub struct MeteredNamespace {
     pub id: i32,
 }
 
-/// Registers and finds the namespaces samples name: a namespace the tenant has (or had, once
-/// metered). Pairs naming no such namespace are missing from the answer.
+/// Finds the namespaces samples name, registering those the ledger does not know yet: a
+/// namespace the tenant has (or had, once metered). Pairs naming no such namespace are missing
+/// from the answer.
 pub async fn metered_namespaces(
     tx: &mut PgConnection,
     tenants: &[String],
     kube_names: &[String],
 ) -> sqlx::Result<Vec<MeteredNamespace>> {
+    let known = find_metered(&mut *tx, tenants, kube_names).await?;
+    if known.len() == tenants.len() {
+        return Ok(known);
+    }
     sqlx::query!(
         r#"insert into metered_namespace (tenant_id, namespace, kube_name)
            select n.tenant_id, n.name, n.kube_name
@@ -43,6 +48,14 @@ pub async fn metered_namespaces(
     )
     .execute(&mut *tx)
     .await?;
+    find_metered(&mut *tx, tenants, kube_names).await
+}
+
+async fn find_metered(
+    tx: &mut PgConnection,
+    tenants: &[String],
+    kube_names: &[String],
+) -> sqlx::Result<Vec<MeteredNamespace>> {
     sqlx::query_as!(
         MeteredNamespace,
         r#"select distinct w.tenant as "tenant!", w.kube_name as "kube_name!",
@@ -105,7 +118,8 @@ pub async fn stored_windows(
 }
 
 /// Of these (namespace, hour start) pairs, those whose hour holds windows of a length other
-/// than `window_seconds`.
+/// than `window_seconds`. Every window of a namespace's hour has one length (ingest keeps it
+/// so), so one window of the hour tells.
 pub async fn hours_of_other_length(
     tx: &mut PgConnection,
     ids: &[i32],
@@ -113,11 +127,15 @@ pub async fn hours_of_other_length(
     window_seconds: i16,
 ) -> sqlx::Result<Vec<(i32, DateTime<Utc>)>> {
     let rows = sqlx::query!(
-        r#"select distinct k.id as "id!", k.hour as "hour!"
+        r#"select k.id as "id!", k.hour as "hour!"
            from unnest($1::int[], $2::timestamptz[]) k(id, hour)
-           join usage_window u on u.metered_namespace_id = k.id
-               and u.window_start >= k.hour and u.window_start < k.hour + interval '1 hour'
-           where u.window_seconds <> $3"#,
+           cross join lateral (
+               select u.window_seconds from usage_window u
+               where u.metered_namespace_id = k.id
+                 and u.window_start >= k.hour and u.window_start < k.hour + interval '1 hour'
+               limit 1
+           ) one
+           where one.window_seconds <> $3"#,
         ids,
         hours,
         window_seconds,

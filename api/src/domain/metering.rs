@@ -2,8 +2,9 @@
 //! stored), and how a window's stored samples meet new ones (accepted, duplicate, or refused
 //! as contradicting).
 
-use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
+use std::collections::hash_map::Entry as HashEntry;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use govcloud_tenant::usage::{Batch, MAX_SAMPLES_PER_BATCH, Metric, valid_window_seconds};
@@ -132,7 +133,8 @@ pub fn check_batch(batch: &Batch, now: DateTime<Utc>) -> Result<(), Vec<FieldErr
     let max = max_quantity(w);
     let latest_end = now.timestamp() + CLOCK_SKEW_SECONDS;
     // Each key's first sample: its index and quantity.
-    let mut seen: BTreeMap<SampleKey<'_>, (usize, i64)> = BTreeMap::new();
+    let mut seen: HashMap<SampleKey<'_>, (usize, i64)> =
+        HashMap::with_capacity(batch.samples.len());
     for (i, s) in batch.samples.iter().enumerate() {
         if errors.len() >= MAX_ERRORS {
             break;
@@ -183,17 +185,17 @@ pub fn check_batch(batch: &Batch, now: DateTime<Utc>) -> Result<(), Vec<FieldErr
             s.window_start,
         );
         match seen.entry(key) {
-            Entry::Vacant(v) => {
+            HashEntry::Vacant(v) => {
                 v.insert((i, s.quantity));
             }
-            Entry::Occupied(o) if o.get().1 != s.quantity => errors.push(FieldError::new(
+            HashEntry::Occupied(o) if o.get().1 != s.quantity => errors.push(FieldError::new(
                 at("quantity"),
                 format!(
                     "contradicts samples[{}], which has the same key and another quantity",
                     o.get().0
                 ),
             )),
-            Entry::Occupied(_) => {}
+            HashEntry::Occupied(_) => {}
         }
     }
     if errors.is_empty() {

@@ -33,7 +33,11 @@ fn main() {
     };
     let started = Instant::now();
     for ns in 0..n {
-        let name = format!("agency-{}-{}", ns / 2, if ns % 2 == 0 { "prod" } else { "staging" });
+        let name = format!(
+            "agency-{}-{}",
+            ns / 2,
+            if ns % 2 == 0 { "prod" } else { "staging" }
+        );
         namespaces.insert(name.clone(), format!("agency-{}", ns / 2));
         tracker.apply(
             Source::Quota,

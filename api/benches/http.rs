@@ -7,14 +7,14 @@
 //! the simulated cluster, the demo data of `govcloud dev`; the load comes from this process
 //! over loopback HTTP/1.1 keep-alive connections, so client and server share the machine.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use govcloud_api::cluster::KubeconfigTarget;
-use govcloud_api::dev::postgres::PrivatePostgres;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -160,43 +160,8 @@ async fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(10);
-    let dir = tempfile::Builder::new()
-        .prefix("govcloud-bench")
-        .tempdir_in("/tmp")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let pg = PrivatePostgres::start(&dir.path().join("pg")).unwrap_or_else(|e| panic!("{e}"));
-    let db = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(20)
-        .connect(&pg.url)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    govcloud_api::serve::migrate(&db)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let sim = kubesim::KubeSim::start()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let client = sim.client().unwrap_or_else(|e| panic!("{e}"));
-    kube::Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(client.clone())
-        .create(&Default::default(), &<govcloud_tenant::crd::Tenant as kube::CustomResourceExt>::crd())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let target = KubeconfigTarget {
-        server: sim.url(),
-        certificate_authority_data: None,
-        insecure_skip_tls_verify: false,
-    };
-    let (state, watches) = govcloud_api::serve::state(
-        db.clone(),
-        client,
-        target,
-        None,
-        govcloud_api::Settings::default(),
-    );
-    let tokens = govcloud_api::dev::seed::seed(&state, &dir.path().join("tokens.json"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(watches);
+    let bench = support::start(20).await;
+    let (db, state, tokens) = (bench.db.clone(), bench.state.clone(), bench.tokens.clone());
     let api = listen(govcloud_api::app(state)).await;
     let base = listen(minimal(db.clone())).await;
     let token = tokens.get("tenant-admin").cloned();
@@ -204,7 +169,7 @@ async fn main() {
 
     println!(
         "{CONNECTIONS} connections, {seconds} s per row, PostgreSQL {}, {} cores\n",
-        pg.url.rsplit('@').next().unwrap_or(""),
+        bench.pg_url.rsplit('@').next().unwrap_or(""),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!(
@@ -270,5 +235,5 @@ async fn main() {
         get_api.p99.as_secs_f64() / get_min.p99.as_secs_f64(),
         post_api.p99.as_secs_f64() / post_min.p99.as_secs_f64(),
     );
-    pg.stop();
+    bench.stop();
 }

@@ -11,11 +11,11 @@
 //!
 //! Self-contained: a private PostgreSQL from the machine's binaries in a temporary directory.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, Utc};
-use govcloud_api::cluster::KubeconfigTarget;
-use govcloud_api::dev::postgres::PrivatePostgres;
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -81,43 +81,9 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|w| w.parse().ok())
         .unwrap_or(20);
-    let dir = tempfile::Builder::new()
-        .prefix("govcloud-bench")
-        .tempdir_in("/tmp")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let pg = PrivatePostgres::start(&dir.path().join("pg")).unwrap_or_else(|e| panic!("{e}"));
-    let db = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(10)
-        .connect(&pg.url)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    govcloud_api::serve::migrate(&db)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let sim = kubesim::KubeSim::start()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let client = sim.client().unwrap_or_else(|e| panic!("{e}"));
-    kube::Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(client.clone())
-        .create(&Default::default(), &<govcloud_tenant::crd::Tenant as kube::CustomResourceExt>::crd())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let target = KubeconfigTarget {
-        server: sim.url(),
-        certificate_authority_data: None,
-        insecure_skip_tls_verify: false,
-    };
-    let (state, _watches) = govcloud_api::serve::state(
-        db.clone(),
-        client,
-        target,
-        None,
-        govcloud_api::Settings::default(),
-    );
+    let bench = support::start(10).await;
+    let (db, state, tokens) = (bench.db.clone(), bench.state.clone(), bench.tokens.clone());
     let direct = state.clone();
-    let tokens = govcloud_api::dev::seed::seed(&state, &dir.path().join("tokens.json"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     let token = tokens.get("metering").cloned().unwrap_or_default();
     let n = 1_000;
     namespaces(&db, n).await;
@@ -129,9 +95,9 @@ async fn main() {
         let _ = axum::serve(listener, govcloud_api::app(state)).await;
     });
     println!(
-        "metering at {n} namespaces, {windows} windows of 60 s, {} cores, PostgreSQL in {}\n",
+        "metering at {n} namespaces, {windows} windows of 60 s, {} cores, PostgreSQL at {}\n",
         std::thread::available_parallelism().map_or(0, |c| c.get()),
-        dir.path().display()
+        bench.pg_url.rsplit('@').next().unwrap_or("")
     );
 
     // The samples: every metric of every namespace for `windows` windows of the last hour.
@@ -188,37 +154,29 @@ async fn main() {
     // 2. The same samples through the API, as the operator posts them.
     let http = reqwest::Client::new();
     let url = format!("http://{addr}/v1/usage/batches");
-    let started = Instant::now();
-    let mut accepted = 0u64;
-    for body in &bodies {
-        let r = http
-            .post(&url)
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(r.status().is_success(), "{}", r.status());
-        let o: serde_json::Value = r.json().await.unwrap_or_default();
-        accepted += o["accepted"].as_u64().unwrap_or(0);
-    }
-    let ingest_time = started.elapsed();
+    let post_all = || async {
+        let started = Instant::now();
+        let mut accepted = 0u64;
+        for body in &bodies {
+            let r = http
+                .post(&url)
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(r.status().is_success(), "{}", r.status());
+            let o: serde_json::Value = r.json().await.unwrap_or_default();
+            accepted += o["accepted"].as_u64().unwrap_or(0);
+        }
+        (started.elapsed(), accepted)
+    };
+    let (ingest_time, accepted) = post_all().await;
     assert_eq!(accepted as usize, rows.len(), "every sample accepted");
     // and again: every sample a duplicate, nothing changes
-    let started = Instant::now();
-    for body in &bodies {
-        let r = http
-            .post(&url)
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(r.status().is_success());
-    }
-    let again_time = started.elapsed();
+    let (again_time, accepted) = post_all().await;
+    assert_eq!(accepted, 0, "nothing new the second time");
 
     // The same samples, one hour later, parsed here and handed to the use case directly: how
     // much of the time is HTTP and JSON, how much validation and the database.
@@ -377,5 +335,5 @@ async fn main() {
         fill_1k.as_secs_f64(),
         one_ns_1k.as_secs_f64() * 1000.0
     );
-    pg.stop();
+    bench.stop();
 }

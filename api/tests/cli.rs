@@ -13,24 +13,10 @@ use sqlx::postgres::PgConnectOptions;
 
 const BIN: &str = env!("CARGO_BIN_EXE_govcloud");
 
-/// The server process, killed if the test fails before stopping it.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::Child as Server;
 
 fn url(opts: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port(),
-        opts.get_database().unwrap_or("postgres")
-    )
+    support::database_url(opts)
 }
 
 #[sqlx::test(migrations = false)]

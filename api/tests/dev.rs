@@ -2,32 +2,16 @@
 //! agency's namespace, and within two metering windows sees its requested CPU in
 //! `GET /v1/usage` and in the utilisation report — beside last month's seeded usage.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sqlx::PgPool;
-use sqlx::postgres::PgConnectOptions;
 
-struct Dev(Child);
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn url(opts: &PgConnectOptions) -> String {
-    format!(
-        "postgres://{}@{}:{}/{}",
-        opts.get_username(),
-        opts.get_host(),
-        opts.get_port(),
-        opts.get_database().unwrap_or("postgres")
-    )
-}
+use support::{Child as Dev, database_url as url};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

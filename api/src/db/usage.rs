@@ -151,7 +151,7 @@ pub struct WindowColumns {
     pub ids: Vec<i32>,
     pub starts: Vec<DateTime<Utc>>,
     pub seconds: Vec<i16>,
-    /// One column per scalar metric, in [`crate::domain::metering::SCALAR`] order.
+    /// One column per scalar metric, in [`govcloud_tenant::usage::Metric::ALL`] order.
     pub values: [Vec<Option<i64>>; 9],
     pub gpu: Vec<Option<String>>,
 }

@@ -18,21 +18,15 @@ pub const CLOCK_SKEW_SECONDS: i64 = 5;
 /// The most field errors one refusal lists.
 const MAX_ERRORS: usize = 20;
 
-/// The scalar metrics a window row holds, in column order; `gpu.requested` is kept per resource.
-pub const SCALAR: [Metric; 9] = [
-    Metric::CpuReserved,
-    Metric::MemoryReserved,
-    Metric::StorageReserved,
-    Metric::LoadbalancersReserved,
-    Metric::CpuRequested,
-    Metric::MemoryRequested,
-    Metric::CpuUsed,
-    Metric::MemoryUsed,
-    Metric::StorageBound,
-];
+/// How many scalar metrics a window row holds: every metric but `gpu.requested` (kept per
+/// resource), in [`Metric::ALL`] order, which is the row's column order.
+pub const SCALARS: usize = Metric::ALL.len() - 1;
 
 fn column(metric: Metric) -> Option<usize> {
-    SCALAR.iter().position(|m| *m == metric)
+    Metric::ALL
+        .iter()
+        .position(|m| *m == metric)
+        .filter(|i| *i < SCALARS)
 }
 
 /// The largest quantity one window may carry: an hour of such windows still fits a 64-bit
@@ -60,7 +54,7 @@ fn valid_resource(name: &str) -> bool {
 /// metered) and the GPU resources' values.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WindowRow {
-    pub values: [Option<i64>; 9],
+    pub values: [Option<i64>; SCALARS],
     /// `None` until a `gpu.requested` sample arrives for the window.
     pub gpu: Option<BTreeMap<String, i64>>,
 }
@@ -325,6 +319,13 @@ mod tests {
             let hour = i128::from(max_quantity(w)) * i128::from(3600 / w);
             assert!(hour <= i128::from(i64::MAX));
         }
+    }
+
+    #[test]
+    fn gpu_requested_is_the_one_metric_after_the_row_columns() {
+        assert_eq!(Metric::ALL[SCALARS], Metric::GpuRequested);
+        assert_eq!(column(Metric::StorageBound), Some(SCALARS - 1));
+        assert_eq!(column(Metric::GpuRequested), None);
     }
 
     #[test]

@@ -193,3 +193,24 @@ pub async fn start_operator(api: &TestApi) {
         std::future::pending(),
     ));
 }
+
+/// A child process (a `govcloud` server), killed if the test ends before stopping it.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The URL of a `#[sqlx::test]` database, for a `govcloud` process to connect to.
+pub fn database_url(opts: &sqlx::postgres::PgConnectOptions) -> String {
+    format!(
+        "postgres://{}@{}:{}/{}",
+        opts.get_username(),
+        opts.get_host(),
+        opts.get_port(),
+        opts.get_database().unwrap_or("postgres")
+    )
+}

@@ -6,7 +6,7 @@
 //! same quantity again is a duplicate, another quantity is refused as contradicting — counted,
 //! never replacing what was stored. Windows of hours already rolled up are refused as late.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use govcloud_tenant::usage::{Batch, BatchOutcome, Refusals};
@@ -40,6 +40,71 @@ fn stored_row(w: &StoredWindow) -> Result<WindowRow, AppError> {
         ],
         gpu,
     })
+}
+
+/// Counts what became of a batch's samples.
+#[derive(Default)]
+struct Tally {
+    accepted: u64,
+    duplicate: u64,
+    refused: BTreeMap<RefusalReason, u64>,
+}
+
+impl Tally {
+    fn refuse(&mut self, reason: RefusalReason) {
+        *self.refused.entry(reason).or_default() += 1;
+    }
+
+    /// Counts a sample's meeting with its row; whether it changed the row.
+    fn meet(&mut self, meeting: Meeting) -> bool {
+        match meeting {
+            Meeting::Accepted => self.accepted += 1,
+            Meeting::Duplicate => self.duplicate += 1,
+            Meeting::Contradicts => self.refuse(RefusalReason::Contradicts),
+        }
+        meeting == Meeting::Accepted
+    }
+
+    fn outcome(self) -> BatchOutcome {
+        BatchOutcome {
+            accepted: self.accepted,
+            duplicate: self.duplicate,
+            refused: self.refused.values().sum(),
+            refusals: self
+                .refused
+                .into_iter()
+                .map(|(r, count)| Refusals {
+                    reason: r.as_str().to_string(),
+                    count,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Window rows as the columns the database takes.
+fn columns(
+    window_seconds: i16,
+    rows: &BTreeMap<(i32, DateTime<Utc>), WindowRow>,
+) -> AppResult<WindowColumns> {
+    let mut columns = WindowColumns::default();
+    for (key, row) in rows {
+        columns.ids.push(key.0);
+        columns.starts.push(key.1);
+        columns.seconds.push(window_seconds);
+        for (column, value) in columns.values.iter_mut().zip(row.values) {
+            column.push(value);
+        }
+        columns.gpu.push(match &row.gpu {
+            None => None,
+            Some(g) => {
+                Some(serde_json::to_string(g).map_err(|e| {
+                    AppError::Internal(format!("GPU samples do not serialise: {e}"))
+                })?)
+            }
+        });
+    }
+    Ok(columns)
 }
 
 /// Ingests one batch (the `metering` role only).
@@ -113,14 +178,6 @@ pub async fn ingest(state: &AppState, caller: &Caller, batch: Batch) -> AppResul
     let mut keys: Vec<(i32, DateTime<Utc>)> = keyed.clone();
     keys.sort_unstable();
     keys.dedup();
-    let (ids, starts): (Vec<i32>, Vec<DateTime<Utc>>) = keys.iter().copied().unzip();
-    let mut rows: BTreeMap<(i32, DateTime<Utc>), WindowRow> = BTreeMap::new();
-    for stored in ledger::stored_windows(&mut tx, &ids, &starts).await? {
-        rows.insert(
-            (stored.metered_namespace_id, stored.window_start),
-            stored_row(&stored)?,
-        );
-    }
     let mut hour_keys: Vec<(i32, DateTime<Utc>)> = keys
         .iter()
         .map(|(id, start)| (*id, hour_start(hour_of(*start))))
@@ -134,61 +191,70 @@ pub async fn ingest(state: &AppState, caller: &Caller, batch: Batch) -> AppResul
             .collect();
     let closed_before = ledger::rolled_until(&mut *tx).await?;
 
-    let mut outcome = BatchOutcome::default();
-    let mut refused: BTreeMap<RefusalReason, u64> = BTreeMap::new();
-    let mut changed: BTreeSet<(i32, DateTime<Utc>)> = BTreeSet::new();
-    for (s, key) in batch.samples.iter().zip(&keyed) {
-        let reason = if closed_before.is_some_and(|c| s.window_start < c) {
-            Some(RefusalReason::Late)
+    // Late samples and samples of an hour of another window length are refused; the rest are
+    // grouped by key.
+    let mut tally = Tally::default();
+    let mut by_key: BTreeMap<(i32, DateTime<Utc>), Vec<usize>> = BTreeMap::new();
+    for (i, (s, key)) in batch.samples.iter().zip(&keyed).enumerate() {
+        if closed_before.is_some_and(|c| s.window_start < c) {
+            tally.refuse(RefusalReason::Late);
         } else if other_length.contains(&(key.0, hour_start(hour_of(s.window_start)))) {
-            Some(RefusalReason::WindowLength)
+            tally.refuse(RefusalReason::WindowLength);
         } else {
-            let row = rows.entry(*key).or_default();
-            match row.add(s.metric, s.resource.as_deref(), s.quantity) {
-                Meeting::Accepted => {
-                    changed.insert(*key);
-                    outcome.accepted += 1;
-                    None
-                }
-                Meeting::Duplicate => {
-                    outcome.duplicate += 1;
-                    None
-                }
-                Meeting::Contradicts => Some(RefusalReason::Contradicts),
-            }
-        };
-        if let Some(r) = reason {
-            *refused.entry(r).or_default() += 1;
-            outcome.refused += 1;
+            by_key.entry(*key).or_default().push(i);
         }
     }
-    outcome.refusals = refused
-        .into_iter()
-        .map(|(r, count)| Refusals {
-            reason: r.as_str().to_string(),
-            count,
-        })
-        .collect();
 
-    let mut columns = WindowColumns::default();
-    for key in &changed {
-        let Some(row) = rows.get(key) else { continue };
-        columns.ids.push(key.0);
-        columns.starts.push(key.1);
-        columns.seconds.push(w);
-        for (column, value) in columns.values.iter_mut().zip(row.values) {
-            column.push(value);
+    // Windows new to the ledger (the common case) are inserted as the batch has them.
+    let mut fresh: BTreeMap<(i32, DateTime<Utc>), WindowRow> = BTreeMap::new();
+    for (key, samples) in &by_key {
+        let row = fresh.entry(*key).or_default();
+        for &i in samples {
+            let s = &batch.samples[i];
+            row.add(s.metric, s.resource.as_deref(), s.quantity);
         }
-        columns.gpu.push(match &row.gpu {
-            None => None,
-            Some(g) => {
-                Some(serde_json::to_string(g).map_err(|e| {
-                    AppError::Internal(format!("GPU samples do not serialise: {e}"))
-                })?)
-            }
-        });
     }
-    ledger::write_windows(&mut tx, &columns).await?;
+    let inserted: HashSet<(i32, DateTime<Utc>)> =
+        ledger::insert_new_windows(&mut tx, &columns(w, &fresh)?)
+            .await?
+            .into_iter()
+            .collect();
+
+    // The others meet what is stored: accepted where the window lacked the metric, duplicate
+    // where it has the same quantity, refused where it has another.
+    let existing: Vec<(i32, DateTime<Utc>)> = by_key
+        .keys()
+        .filter(|k| !inserted.contains(k))
+        .copied()
+        .collect();
+    let (ids, starts): (Vec<i32>, Vec<DateTime<Utc>>) = existing.iter().copied().unzip();
+    let mut rows: BTreeMap<(i32, DateTime<Utc>), WindowRow> = BTreeMap::new();
+    if !existing.is_empty() {
+        for stored in ledger::stored_windows(&mut tx, &ids, &starts).await? {
+            rows.insert(
+                (stored.metered_namespace_id, stored.window_start),
+                stored_row(&stored)?,
+            );
+        }
+    }
+    let mut changed: BTreeMap<(i32, DateTime<Utc>), WindowRow> = BTreeMap::new();
+    for (key, samples) in &by_key {
+        let mut row = if inserted.contains(key) {
+            WindowRow::default()
+        } else {
+            rows.remove(key).unwrap_or_default()
+        };
+        let mut accepted = false;
+        for &i in samples {
+            let s = &batch.samples[i];
+            accepted |= tally.meet(row.add(s.metric, s.resource.as_deref(), s.quantity));
+        }
+        if accepted && !inserted.contains(key) {
+            changed.insert(*key, row);
+        }
+    }
+    ledger::write_windows(&mut tx, &columns(w, &changed)?).await?;
+    let outcome = tally.outcome();
     tx.commit().await?;
     state.metrics.record_ingest(&outcome);
     if outcome.refused > 0 {

@@ -156,6 +156,46 @@ pub struct WindowColumns {
     pub gpu: Vec<Option<String>>,
 }
 
+/// Inserts the window rows whose key is not stored yet; answers the keys it inserted.
+pub async fn insert_new_windows(
+    tx: &mut PgConnection,
+    w: &WindowColumns,
+) -> sqlx::Result<Vec<(i32, DateTime<Utc>)>> {
+    let [c0, c1, c2, c3, c4, c5, c6, c7, c8] = &w.values;
+    let rows = sqlx::query!(
+        r#"insert into usage_window (metered_namespace_id, window_start, window_seconds,
+               cpu_reserved, memory_reserved, storage_reserved, loadbalancers_reserved,
+               cpu_requested, memory_requested, cpu_used, memory_used, storage_bound,
+               gpu_requested)
+           select id, start, seconds, c0, c1, c2, c3, c4, c5, c6, c7, c8, gpu::jsonb
+           from unnest($1::int[], $2::timestamptz[], $3::int2[], $4::int8[], $5::int8[],
+                       $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[],
+                       $12::int8[], $13::text[])
+               as r(id, start, seconds, c0, c1, c2, c3, c4, c5, c6, c7, c8, gpu)
+           on conflict (metered_namespace_id, window_start) do nothing
+           returning metered_namespace_id, window_start"#,
+        &w.ids,
+        &w.starts,
+        &w.seconds,
+        c0 as &[Option<i64>],
+        c1 as &[Option<i64>],
+        c2 as &[Option<i64>],
+        c3 as &[Option<i64>],
+        c4 as &[Option<i64>],
+        c5 as &[Option<i64>],
+        c6 as &[Option<i64>],
+        c7 as &[Option<i64>],
+        c8 as &[Option<i64>],
+        &w.gpu as &[Option<String>],
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.metered_namespace_id, r.window_start))
+        .collect())
+}
+
 /// Writes window rows whole (their merge with what was stored is already judged, under the
 /// ledger's lock).
 pub async fn write_windows(tx: &mut PgConnection, w: &WindowColumns) -> sqlx::Result<u64> {

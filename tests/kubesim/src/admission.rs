@@ -53,6 +53,39 @@ pub fn pod_amount(pod: &Value, kind: &str, name: &str) -> Nanos {
     sum.max(init) + overhead
 }
 
+/// A pod's QoS class, as Kubernetes computes it: `Guaranteed` when every container (init
+/// containers too) limits cpu and memory and requests exactly that (a missing request takes the
+/// limit); `BestEffort` when no container requests or limits either; `Burstable` otherwise.
+pub fn qos_class(pod: &Value) -> &'static str {
+    let all: Vec<&Value> = containers(pod, "containers")
+        .chain(containers(pod, "initContainers"))
+        .collect();
+    let any = all.iter().any(|c| {
+        ["cpu", "memory"].iter().any(|r| {
+            resource_of(c, "requests", r).is_some_and(|v| v != 0)
+                || resource_of(c, "limits", r).is_some_and(|v| v != 0)
+        })
+    });
+    if !any {
+        return "BestEffort";
+    }
+    let guaranteed = all.iter().all(|c| {
+        ["cpu", "memory"]
+            .iter()
+            .all(|r| match resource_of(c, "limits", r) {
+                Some(limit) if limit != 0 => {
+                    resource_of(c, "requests", r).unwrap_or(limit) == limit
+                }
+                _ => false,
+            })
+    });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
 /// What one object counts against a ResourceQuota, by quota key.
 pub fn usage_of(rt: &ResourceType, obj: &Value) -> Usage {
     let mut u = Usage::new();
@@ -350,6 +383,26 @@ mod tests {
     fn pod(cpu: &str) -> Value {
         json!({"metadata": {"name": "p"}, "spec": {"containers": [
             {"name": "app", "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}, "limits": {"cpu": cpu, "memory": "64Mi"}}}]}})
+    }
+
+    #[test]
+    fn qos_classes() {
+        let pod = |resources: Value| json!({"spec": {"containers": [{"name": "a", "resources": resources}]}});
+        assert_eq!(qos_class(&pod(json!({}))), "BestEffort");
+        assert_eq!(
+            qos_class(&pod(json!({"requests": {"cpu": "100m"}}))),
+            "Burstable"
+        );
+        assert_eq!(
+            qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&pod(
+                json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+            )),
+            "Burstable"
+        );
     }
 
     #[test]

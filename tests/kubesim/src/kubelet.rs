@@ -197,7 +197,7 @@ pub fn step(store: &mut Store) -> usize {
             "podIP": pod_ip(uid),
             "podIPs": [{"ip": pod_ip(uid)}],
             "startTime": at,
-            "qosClass": next.pointer("/status/qosClass").cloned().unwrap_or(json!("Burstable")),
+            "qosClass": next.pointer("/status/qosClass").cloned().unwrap_or_else(|| json!(crate::admission::qos_class(&next))),
             "conditions": [
                 condition("PodReadyToStartContainers", "True", &at),
                 condition("Initialized", "True", &at),

@@ -588,6 +588,9 @@ impl Store {
             let refs: Vec<&Value> = lrs.iter().map(|v| v.as_ref()).collect();
             admission::apply_limit_ranges(obj, &refs)
                 .map_err(|why| ApiError::forbidden("", "pods", name, &why))?;
+            // The QoS class, from the requests and limits as defaulted.
+            let qos = admission::qos_class(obj);
+            obj["status"]["qosClass"] = json!(qos);
             let sa = obj
                 .pointer("/spec/serviceAccountName")
                 .and_then(Value::as_str)
@@ -1104,7 +1107,7 @@ impl Store {
                         "Required value",
                     ));
                 }
-                obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
+                obj["status"] = json!({"phase": "Pending"});
             }
             ("", "persistentvolumeclaims") => obj["status"] = json!({"phase": "Pending"}),
             ("", "secrets") => {

@@ -72,6 +72,8 @@ async fn pods_run_report_usage_and_go_away_as_in_a_cluster() {
         "{pod}"
     );
     assert!(pod["status"]["startTime"].is_string(), "{pod}");
+    // requests without limits
+    assert_eq!(pod["status"]["qosClass"], "Burstable", "{pod}");
     assert!(
         pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"].is_string(),
         "{pod}"

@@ -41,6 +41,7 @@ pub mod capacity;
 pub mod field;
 pub mod link;
 pub mod metering;
+pub mod money;
 pub mod period;
 pub mod principal;
 pub mod quota;

@@ -86,13 +86,14 @@ async fn a_batch_sent_twice_changes_nothing_and_a_contradiction_is_refused(db: P
         body["refusals"],
         json!([{"reason": "contradicts", "count": 1}])
     );
-    let stored: Option<i64> = sqlx::query_scalar(
-        "select cpu_requested from usage_window u join metered_namespace m using (metered_namespace_id) where m.kube_name = 'demo-stttt-prod'",
+    // the window gained its use and kept everything it had
+    let stored: (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+        "select cpu_requested, memory_requested, cpu_used from usage_window u join metered_namespace m using (metered_namespace_id) where m.kube_name = 'demo-stttt-prod'",
     )
     .fetch_one(&db)
     .await
     .unwrap_or_default();
-    assert_eq!(stored, Some(30_000));
+    assert_eq!(stored, (Some(30_000), Some(60 << 30), Some(12_000)));
     let (_, metrics) = api.call(Method::GET, "/metrics", None, None).await;
     assert!(
         metrics
@@ -243,11 +244,22 @@ async fn usage_adds_up_with_unmetered_time_and_closed_hours_refuse_late_samples(
         ));
         samples.push(sample("demo-stttt-prod", "cpu.used", w, 200 * 60));
         samples.push(sample("demo-stttt-prod", "memory.used", w, (1 << 29) * 60));
+        samples.push(sample(
+            "demo-stttt-prod",
+            "storage.bound",
+            w,
+            (10 << 30) * 60,
+        ));
+        if i < 10 {
+            let mut gpu = sample("demo-stttt-prod", "gpu.requested", w, 60);
+            gpu["resource"] = json!("nvidia.com/gpu");
+            samples.push(gpu);
+        }
     }
     let (status, body) = ingest(&api, batch(samples)).await;
     assert_eq!(
         (status, body["accepted"].as_u64()),
-        (StatusCode::OK, Some(200)),
+        (StatusCode::OK, Some(260)),
         "{body}"
     );
 
@@ -272,6 +284,38 @@ async fn usage_adds_up_with_unmetered_time_and_closed_hours_refuse_late_samples(
     assert_eq!(stored_windows(&db).await, 0);
     let (_, after) = api.get(&path, "tenant-admin").await;
     assert_eq!(after["series"], before["series"]);
+    // Bound storage and GPUs, recomputed here: 10 GiB for 50 minutes, one GPU for 10 minutes
+    // (metered as the hour's requests were: 3,000 s).
+    for (metric, quantity, metered) in [
+        ("storage.bound", (10i64 << 30) * 3000, 3000),
+        ("gpu.requested", 600, 3000),
+    ] {
+        let (_, u) = api
+            .get(
+                &path.replace("metric=cpu.requested", &format!("metric={metric}")),
+                "tenant-admin",
+            )
+            .await;
+        let b = &u["series"][0]["buckets"][0];
+        assert_eq!(b["quantity"], quantity.to_string(), "{metric}: {u}");
+        assert_eq!(b["meteredSeconds"], metered, "{metric}: {u}");
+        if metric == "gpu.requested" {
+            assert_eq!(u["series"][0]["resource"], "nvidia.com/gpu");
+            assert_eq!(u["series"][0]["unit"], "count-seconds");
+        }
+    }
+    // Every usage route is in the OpenAPI document.
+    let (_, doc) = api.call(Method::GET, "/openapi.json", None, None).await;
+    for (route, method) in [
+        ("/v1/usage/batches", "post"),
+        ("/v1/usage", "get"),
+        ("/v1/utilisation", "get"),
+    ] {
+        assert!(
+            doc["paths"][route][method].is_object(),
+            "{route} {method} not documented"
+        );
+    }
     let (status, late) = ingest(
         &api,
         batch(vec![sample(

@@ -134,25 +134,25 @@ pub async fn ingest(state: &AppState, caller: &Caller, batch: Batch) -> AppResul
         .iter()
         .map(|(t, n)| (t.to_string(), n.to_string()))
         .unzip();
-    let known: HashMap<(String, String), i32> =
-        ledger::metered_namespaces(&mut tx, &tenants, &kube_names)
-            .await?
-            .into_iter()
-            .map(|m| ((m.tenant, m.kube_name), m.id))
-            .collect();
+    let found = ledger::metered_namespaces(&mut tx, &tenants, &kube_names).await?;
+    let known: HashMap<(&str, &str), i32> = found
+        .iter()
+        .map(|m| ((m.tenant.as_str(), m.kube_name.as_str()), m.id))
+        .collect();
+    // Each sample's key, (namespace id, window start); a namespace its tenant lacks refuses it all.
+    let mut keyed: Vec<(i32, DateTime<Utc>)> = Vec::with_capacity(batch.samples.len());
     let mut unknown = Vec::new();
     for (i, s) in batch.samples.iter().enumerate() {
-        if unknown.len() >= 20 {
-            break;
-        }
-        if !known.contains_key(&(s.tenant.clone(), s.namespace.clone())) {
-            unknown.push(FieldError::new(
+        match known.get(&(s.tenant.as_str(), s.namespace.as_str())) {
+            Some(id) => keyed.push((*id, s.window_start)),
+            None if unknown.len() < 20 => unknown.push(FieldError::new(
                 format!("samples[{i}].namespace"),
                 format!(
                     "tenant {:?} has no namespace {:?}: nothing of this batch is stored",
                     s.tenant, s.namespace
                 ),
-            ));
+            )),
+            None => {}
         }
     }
     if !unknown.is_empty() {
@@ -161,20 +161,6 @@ pub async fn ingest(state: &AppState, caller: &Caller, batch: Batch) -> AppResul
         return Err(AppError::Invalid(unknown));
     }
 
-    // Each sample's key: (namespace id, window start).
-    let keyed: Vec<(i32, DateTime<Utc>)> = batch
-        .samples
-        .iter()
-        .map(|s| {
-            (
-                known
-                    .get(&(s.tenant.clone(), s.namespace.clone()))
-                    .copied()
-                    .unwrap_or_default(),
-                s.window_start,
-            )
-        })
-        .collect();
     let mut keys: Vec<(i32, DateTime<Utc>)> = keyed.clone();
     keys.sort_unstable();
     keys.dedup();
@@ -253,7 +239,12 @@ pub async fn ingest(state: &AppState, caller: &Caller, batch: Batch) -> AppResul
             changed.insert(*key, row);
         }
     }
-    ledger::write_windows(&mut tx, &columns(w, &changed)?).await?;
+    // Windows that gained metrics are written again whole (under the lock, in this transaction).
+    if !changed.is_empty() {
+        let (ids, starts): (Vec<i32>, Vec<DateTime<Utc>>) = changed.keys().copied().unzip();
+        ledger::delete_windows(&mut tx, &ids, &starts).await?;
+        ledger::insert_new_windows(&mut tx, &columns(w, &changed)?).await?;
+    }
     let outcome = tally.outcome();
     tx.commit().await?;
     state.metrics.record_ingest(&outcome);

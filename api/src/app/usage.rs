@@ -2,7 +2,7 @@
 //! month (reserved vs requested vs used per tenant and namespace). Scoped like every read: a
 //! tenant or organization the caller may not see is not found.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use govcloud_tenant::usage::{Metric, Unit};
@@ -393,15 +393,22 @@ pub async fn utilisation(
         s.bound_seconds += i64::from(h.bound_seconds);
     }
     let timeline = ledger::quota_timeline(&state.db, &tenant_ids, to).await?;
+    // One pass over an organization's timeline, not one per namespace.
+    let mut by_namespace: HashMap<(Uuid, &str), Vec<&QuotaPoint>> = HashMap::new();
+    for p in &timeline {
+        by_namespace
+            .entry((p.tenant_id, p.namespace.as_str()))
+            .or_default()
+            .push(p);
+    }
     let mut tenants: BTreeMap<String, Vec<NamespaceUtilisation>> = BTreeMap::new();
     let empty = Sums::default();
     for n in &namespaces {
         let life = lifetime(n, from);
         let lived = life.seconds_in(from, to, now);
-        let points: Vec<&QuotaPoint> = timeline
-            .iter()
-            .filter(|p| p.tenant_id == n.tenant_id && p.namespace == n.namespace)
-            .collect();
+        let points = by_namespace
+            .remove(&(n.tenant_id, n.namespace.as_str()))
+            .unwrap_or_default();
         let reserved = |m: Metric| {
             sum_reserved(&reserved_points(&points, m), &[(from, to)], life, now)
                 .first()

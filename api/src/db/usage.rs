@@ -196,44 +196,18 @@ pub async fn insert_new_windows(
         .collect())
 }
 
-/// Writes window rows whole (their merge with what was stored is already judged, under the
-/// ledger's lock).
-pub async fn write_windows(tx: &mut PgConnection, w: &WindowColumns) -> sqlx::Result<u64> {
-    let [c0, c1, c2, c3, c4, c5, c6, c7, c8] = &w.values;
+/// Deletes window rows, to write them again merged (under the ledger's lock).
+pub async fn delete_windows(
+    tx: &mut PgConnection,
+    ids: &[i32],
+    starts: &[DateTime<Utc>],
+) -> sqlx::Result<u64> {
     let done = sqlx::query!(
-        r#"insert into usage_window (metered_namespace_id, window_start, window_seconds,
-               cpu_reserved, memory_reserved, storage_reserved, loadbalancers_reserved,
-               cpu_requested, memory_requested, cpu_used, memory_used, storage_bound,
-               gpu_requested)
-           select id, start, seconds, c0, c1, c2, c3, c4, c5, c6, c7, c8, gpu::jsonb
-           from unnest($1::int[], $2::timestamptz[], $3::int2[], $4::int8[], $5::int8[],
-                       $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[],
-                       $12::int8[], $13::text[])
-               as r(id, start, seconds, c0, c1, c2, c3, c4, c5, c6, c7, c8, gpu)
-           on conflict (metered_namespace_id, window_start) do update set
-               cpu_reserved = excluded.cpu_reserved,
-               memory_reserved = excluded.memory_reserved,
-               storage_reserved = excluded.storage_reserved,
-               loadbalancers_reserved = excluded.loadbalancers_reserved,
-               cpu_requested = excluded.cpu_requested,
-               memory_requested = excluded.memory_requested,
-               cpu_used = excluded.cpu_used,
-               memory_used = excluded.memory_used,
-               storage_bound = excluded.storage_bound,
-               gpu_requested = excluded.gpu_requested"#,
-        &w.ids,
-        &w.starts,
-        &w.seconds,
-        c0 as &[Option<i64>],
-        c1 as &[Option<i64>],
-        c2 as &[Option<i64>],
-        c3 as &[Option<i64>],
-        c4 as &[Option<i64>],
-        c5 as &[Option<i64>],
-        c6 as &[Option<i64>],
-        c7 as &[Option<i64>],
-        c8 as &[Option<i64>],
-        &w.gpu as &[Option<String>],
+        r#"delete from usage_window u
+           using unnest($1::int[], $2::timestamptz[]) k(id, start)
+           where u.metered_namespace_id = k.id and u.window_start = k.start"#,
+        ids,
+        starts,
     )
     .execute(&mut *tx)
     .await?;

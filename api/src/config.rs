@@ -81,6 +81,20 @@ pub struct ServeArgs {
     #[arg(long, env = "GOVCLOUD_METERING_GRACE_SECONDS", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(60..=86400))]
     pub metering_grace_seconds: u64,
+    /// How long after a month ends its draft invoices are still recomputed (for late samples),
+    /// in hours; then they are issued (with --auto-issue-invoices) and the month is closed.
+    #[arg(long, env = "GOVCLOUD_BILLING_GRACE_HOURS", default_value_t = 48,
+          value_parser = clap::value_parser!(u64).range(1..=744))]
+    pub billing_grace_hours: u64,
+    /// Whether drafts issue themselves when their month's grace period ends (otherwise a
+    /// platform admin issues each).
+    #[arg(long, env = "GOVCLOUD_AUTO_ISSUE_INVOICES", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub auto_issue_invoices: bool,
+    /// How often the billing loop recomputes drafts and checks budgets, in seconds.
+    #[arg(long, env = "GOVCLOUD_BILLING_INTERVAL_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(5..=86400))]
+    pub billing_interval_seconds: u64,
     /// The longest a request may take, in seconds.
     #[arg(long, env = "GOVCLOUD_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
@@ -122,6 +136,11 @@ impl ServeArgs {
             kubeconfig_ttl: Duration::from_secs(self.kubeconfig_ttl_seconds),
             request_timeout: Duration::from_secs(self.request_timeout_seconds),
             metering_grace: Duration::from_secs(self.metering_grace_seconds),
+            billing: crate::Billing {
+                grace: Duration::from_secs(self.billing_grace_hours * 3600),
+                auto_issue: self.auto_issue_invoices,
+                interval: Duration::from_secs(self.billing_interval_seconds),
+            },
             platform_namespaces: self
                 .reserved_namespaces
                 .iter()

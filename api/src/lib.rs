@@ -48,6 +48,28 @@ pub struct Settings {
     pub platform_namespaces: Vec<String>,
     /// How long after an hour ends its windows are still taken; then it is rolled up and closed.
     pub metering_grace: Duration,
+    pub billing: Billing,
+}
+
+/// When and how months are closed into invoices.
+#[derive(Debug, Clone, Copy)]
+pub struct Billing {
+    /// How long after a month ends its drafts are still recomputed; then they are issued.
+    pub grace: Duration,
+    /// Whether drafts issue themselves once the grace period ends.
+    pub auto_issue: bool,
+    /// How often the billing loop runs.
+    pub interval: Duration,
+}
+
+impl Default for Billing {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(2 * 86_400),
+            auto_issue: true,
+            interval: Duration::from_secs(300),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -58,6 +80,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             platform_namespaces: govcloud_tenant::names::default_platform_namespaces(),
             metering_grace: Duration::from_secs(600),
+            billing: Billing::default(),
         }
     }
 }

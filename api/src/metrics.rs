@@ -37,6 +37,27 @@ pub struct Metrics {
     pub tenant_drift: Counter,
     /// Usage samples ingested, by outcome (accepted, duplicate, or the refusal's reason).
     pub usage_samples: Family<OutcomeLabels, Counter>,
+    /// Budget alerts raised, by measure and threshold.
+    pub budget_alerts: Family<AlertLabels, Counter>,
+    /// The current month's alerts: 1 per tenant, measure and threshold reached.
+    pub budget_alerts_active: Family<ActiveAlertLabels, Gauge>,
+    /// Invoices issued, and billing passes that failed for a tenant.
+    pub invoices_issued: Counter,
+    pub billing_failures: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    pub measure: String,
+    pub threshold: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActiveAlertLabels {
+    pub organization: String,
+    pub tenant: String,
+    pub measure: String,
+    pub threshold: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -81,7 +102,35 @@ impl Default for Metrics {
             "Usage samples ingested, by outcome: accepted, duplicate, or why they were refused",
             usage_samples.clone(),
         );
+        let budget_alerts = Family::<AlertLabels, Counter>::default();
+        registry.register(
+            "budget_alerts",
+            "Budget alerts raised (each tenant, month, measure and threshold once)",
+            budget_alerts.clone(),
+        );
+        let budget_alerts_active = Family::<ActiveAlertLabels, Gauge>::default();
+        registry.register(
+            "budget_alert_active",
+            "The current month's budget alerts: 1 for each tenant, measure (spend or forecast) and threshold (80 or 100 percent) reached",
+            budget_alerts_active.clone(),
+        );
+        let invoices_issued = Counter::default();
+        registry.register(
+            "invoices_issued",
+            "Invoices issued",
+            invoices_issued.clone(),
+        );
+        let billing_failures = Counter::default();
+        registry.register(
+            "billing_failures",
+            "Tenants' months that could not be rated or issued in a billing pass",
+            billing_failures.clone(),
+        );
         Self {
+            budget_alerts,
+            budget_alerts_active,
+            invoices_issued,
+            billing_failures,
             usage_samples,
             tenant_drift,
             registry,
@@ -109,6 +158,14 @@ impl Metrics {
         count("duplicate", outcome.duplicate);
         for r in &outcome.refusals {
             count(&r.reason, r.count);
+        }
+    }
+
+    /// Sets the gauge of active alerts to exactly `alerts` (the current month's).
+    pub fn set_active_alerts(&self, alerts: impl IntoIterator<Item = ActiveAlertLabels>) {
+        self.budget_alerts_active.clear();
+        for a in alerts {
+            self.budget_alerts_active.get_or_create(&a).set(1);
         }
     }
 

@@ -178,7 +178,8 @@ pub async fn serve(
     }
 }
 
-/// Runs an API: its sync loop, its cluster watches, the usage roll-up and its server, until
+/// Runs an API: its sync loop, its cluster watches, the usage roll-up, the billing loop and
+/// its server, until
 /// `shutdown`.
 pub async fn run(
     state: AppState,
@@ -203,6 +204,15 @@ pub async fn run(
         chrono::Duration::from_std(state.settings.metering_grace)
             .unwrap_or(chrono::Duration::minutes(10)),
     ));
+    let billing = state.settings.billing;
+    let billing_task = tokio::spawn(crate::app::billing::run(
+        state.clone(),
+        crate::app::billing::Close {
+            grace: chrono::Duration::from_std(billing.grace).unwrap_or(chrono::Duration::days(2)),
+            auto_issue: billing.auto_issue,
+        },
+        billing.interval,
+    ));
     let served = serve(app(state), listener, tls, async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -211,6 +221,8 @@ pub async fn run(
     let _ = sync_task.await;
     // A roll-up is one transaction: stopping between two loses nothing.
     rollup_task.abort();
+    // Each invoice is written in its own transaction: stopping between two loses nothing.
+    billing_task.abort();
     watch_task.abort();
     served
 }

@@ -4,16 +4,21 @@
 //! these; these call [`crate::db`], [`crate::cluster`] and [`crate::domain`].
 
 pub mod audit;
+pub mod billing;
+pub mod budgets;
 pub mod capacity;
 pub mod error;
 pub mod fit;
 pub mod grants;
+pub mod invoices;
 pub mod kubeconfig;
 pub mod links;
 pub mod metering;
 pub mod oidc;
 pub mod organizations;
 pub mod principals;
+pub mod rate_cards;
+pub mod statement;
 pub mod sync;
 pub mod tenants;
 pub mod usage;

@@ -4,11 +4,14 @@
 //! the pool or inside a transaction.
 
 pub mod audit;
+pub mod budgets;
 pub mod capacity_requests;
+pub mod invoices;
 pub mod links;
 pub mod organizations;
 pub mod principals;
 pub mod quota_changes;
+pub mod rate_cards;
 pub mod tenants;
 mod types;
 pub mod usage;

@@ -158,7 +158,15 @@ async fn run_with_database(
         certificate_authority_data: None,
         insecure_skip_tls_verify: false,
     };
-    let (state, watches) = state(db, client, target, None, Settings::default());
+    // Drafts follow the demo's usage closely.
+    let settings = Settings {
+        billing: crate::Billing {
+            interval: Duration::from_secs(30),
+            ..crate::Billing::default()
+        },
+        ..Settings::default()
+    };
+    let (state, watches) = state(db, client, target, None, settings);
     let tokens_path = dir.join("tokens.json");
     let tokens = seed::seed(&state, &tokens_path)
         .await
@@ -176,6 +184,18 @@ async fn run_with_database(
         .map_err(DevError::Seed)?;
     if seeded > 0 {
         println!("seeded last month's usage of the demo agencies ({seeded} samples)");
+    }
+    let admin_token = tokens
+        .get(Role::PlatformAdmin.as_str())
+        .cloned()
+        .ok_or_else(|| DevError::Seed("no platform admin token".into()))?;
+    let invoiced = seed::seed_billing(&state, &admin_token)
+        .await
+        .map_err(DevError::Seed)?;
+    if invoiced > 0 {
+        println!(
+            "issued last month's invoices of the demo agencies ({invoiced}), with this month's drafts"
+        );
     }
     let metering = govcloud_operator::metering::Settings {
         target: govcloud_operator::metering::deliver::Target {

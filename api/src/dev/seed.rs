@@ -79,8 +79,18 @@ fn tenants() -> Vec<Value> {
 }
 
 async fn post(state: &AppState, token: &str, path: &str, body: &Value) -> Result<Value, String> {
+    call(state, Method::POST, token, path, body).await
+}
+
+async fn call(
+    state: &AppState,
+    method: Method,
+    token: &str,
+    path: &str,
+    body: &Value,
+) -> Result<Value, String> {
     let request = Request::builder()
-        .method(Method::POST)
+        .method(method.clone())
         .uri(path)
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "application/json")
@@ -95,10 +105,10 @@ async fn post(state: &AppState, token: &str, path: &str, body: &Value) -> Result
         .await
         .unwrap_or_default();
     if status.is_success() {
-        return serde_json::from_slice(&bytes).map_err(|e| format!("POST {path}: {e}"));
+        return serde_json::from_slice(&bytes).map_err(|e| format!("{method} {path}: {e}"));
     }
     Err(format!(
-        "POST {path} answered {status}: {}",
+        "{method} {path} answered {status}: {}",
         String::from_utf8_lossy(&bytes)
     ))
 }
@@ -162,6 +172,35 @@ pub async fn seed(
             post(state, &token, "/v1/tenants", &t).await?;
         }
         tokens.insert(Role::PlatformAdmin.to_string(), token.clone());
+        post(
+            state,
+            &token,
+            "/v1/rate-cards",
+            &rate_card(chrono::Utc::now())?,
+        )
+        .await?;
+        if let Some(vat) = next_vat(chrono::Utc::now()) {
+            let cards = app::rate_cards::list(
+                state,
+                &crate::domain::principal::Caller {
+                    name: admin.into(),
+                    role: Role::PlatformAdmin,
+                    organization_id: None,
+                    tenant_id: None,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            if let Some(card) = cards.first() {
+                post(
+                    state,
+                    &token,
+                    &format!("/v1/rate-cards/{}/vat-rates", card.id),
+                    &vat,
+                )
+                .await?;
+            }
+        }
         // The Department of Finance reads the agency's API over a link that the agency approved.
         let link = json!({"from": {"tenant": OTHER_AGENCY, "namespace": "prod"},
                           "to": {"tenant": AGENCY}, "ports": [443],
@@ -195,6 +234,105 @@ pub async fn seed(
     write_private(tokens_path, &format!("{text}\n"))
         .map_err(|e| format!("writing {}: {e}", tokens_path.display()))?;
     Ok(tokens)
+}
+
+/// The platform's demo rate card, in force from the start of the month before last (so the
+/// seeded month is priced), at prices of the order a Vietnamese provincial cloud charges.
+fn rate_card(now: chrono::DateTime<chrono::Utc>) -> Result<Value, String> {
+    use crate::domain::period::{month_of, month_range};
+    let (this_month, _) = month_range(&month_of(now))?;
+    let (last_month, _) = month_range(&month_of(this_month - chrono::Duration::hours(1)))?;
+    let (from, _) = month_range(&month_of(last_month - chrono::Duration::hours(1)))?;
+    Ok(json!({
+        "name": "Bảng giá dịch vụ điện toán đám mây dùng chung (demo)",
+        "effectiveFrom": from,
+        "prices": [
+            {"resource": "cpu", "price": "200", "usagePrice": "260"},
+            {"resource": "memory", "price": "50", "usagePrice": "65"},
+            {"resource": "storage", "price": "2500"},
+            {"resource": "load-balancers", "price": "300000"},
+            {"resource": "gpu", "class": "nvidia.com/gpu", "price": "40000"}
+        ],
+        // VAT is 8 % until the end of 2026 (Resolution 204/2025/QH15), 10 % from 2027
+        "vat": {"rate": "0.08", "effectiveFrom": from},
+    }))
+}
+
+/// VAT back to 10 % from 2027, while that is still ahead.
+fn next_vat(now: chrono::DateTime<chrono::Utc>) -> Option<Value> {
+    let from = crate::domain::period::parse_instant("2027-01-01").ok()?;
+    (from > now).then(|| json!({"rate": "0.10", "effectiveFrom": "2027-01-01"}))
+}
+
+/// Last month's invoices of the demo agencies, issued by the platform admin (the month's
+/// grace period has not necessarily ended: a platform admin may issue once the month is
+/// over), this month's drafts, and a budget for the demo agency below what it spends, so a
+/// newcomer acting as `finance` has an invoice to approve and an alert to see at once. Does
+/// nothing once an invoice has been issued.
+pub async fn seed_billing(state: &AppState, admin_token: &str) -> Result<usize, String> {
+    use crate::domain::period::{month_of, month_range};
+    let issued = db::invoices::list(
+        &state.db,
+        db::invoices::ListFilter {
+            scope_organization: None,
+            scope_tenant: None,
+            organization: None,
+            tenant: None,
+            month: None,
+            state: Some("issued"),
+            kind: None,
+            after: None,
+            limit: 1,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if !issued.is_empty() {
+        return Ok(0);
+    }
+    let now = chrono::Utc::now();
+    let close = app::billing::Close {
+        grace: chrono::Duration::from_std(state.settings.billing.grace)
+            .unwrap_or(chrono::Duration::days(2)),
+        auto_issue: false,
+    };
+    app::billing::close(state, close, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (this_month, _) = month_range(&month_of(now))?;
+    let last = month_of(this_month - chrono::Duration::hours(1));
+    let drafts = db::invoices::drafts_of_month(&state.db, &last)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut agency_total = None;
+    for id in &drafts {
+        let answer = post(
+            state,
+            admin_token,
+            &format!("/v1/invoices/{id}/issue"),
+            &json!({}),
+        )
+        .await?;
+        if answer["tenant"] == AGENCY {
+            agency_total = answer["total"].as_str().map(String::from);
+        }
+    }
+    if let Some(total) = agency_total.and_then(|t| t.parse::<i64>().ok()) {
+        // Half of last month: this month's forecast passes it.
+        let budget = (total / 2 / 100_000).max(1) * 100_000;
+        call(
+            state,
+            Method::PUT,
+            admin_token,
+            &format!("/v1/tenants/{AGENCY}/budget"),
+            &json!({"amount": budget.to_string()}),
+        )
+        .await?;
+        app::billing::check_budgets(state, &month_of(now), now)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(drafts.len())
 }
 
 /// Writes a file only its owner may read (it holds API tokens), whatever it was before.

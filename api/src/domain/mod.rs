@@ -37,14 +37,17 @@ macro_rules! named {
 }
 pub(crate) use named;
 
+pub mod budget;
 pub mod capacity;
 pub mod field;
+pub mod invoice;
 pub mod link;
 pub mod metering;
 pub mod money;
 pub mod period;
 pub mod principal;
 pub mod quota;
+pub mod rating;
 pub mod request;
 pub mod tenant;
 pub mod token;

@@ -4,7 +4,7 @@
 //! is the exact sum of its lines; VAT is a rate of a subtotal, rounded the same way. Decimals
 //! only (`rust_decimal`, 28 significant digits), never floating point.
 //!
-//! Groundwork for rating (issue 13): pure, and tested with properties.
+//! Pure, and tested with properties; [`crate::domain::rating`] builds invoice lines with it.
 
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -58,6 +58,19 @@ impl PriceUnit {
     }
 }
 
+/// A quantity in base units expressed in the priced unit (core-hours, GiB-months…), to six
+/// decimal places, for people to read. Amounts are computed from the exact quantity.
+pub fn priced_quantity(quantity: i128, unit: PriceUnit) -> Result<Decimal, MoneyError> {
+    let overflow = || MoneyError::Overflow {
+        quantity,
+        price: Decimal::ONE,
+    };
+    let q = Decimal::try_from_i128_with_scale(quantity, 0).map_err(|_| overflow())?;
+    q.checked_div(unit.divisor()?)
+        .map(|v| v.round_dp_with_strategy(6, RoundingStrategy::MidpointAwayFromZero))
+        .ok_or_else(overflow)
+}
+
 /// Rounds to whole đồng, half up (away from zero, so a credit's -0.5 is -1 as its debit's 0.5 is 1).
 pub fn round_dong(amount: Decimal) -> Decimal {
     amount.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero)
@@ -69,9 +82,7 @@ pub fn line_amount(quantity: i128, unit: PriceUnit, price: Decimal) -> Result<De
         return Err(MoneyError::Negative(price));
     }
     let overflow = || MoneyError::Overflow { quantity, price };
-    let q = i64::try_from(quantity)
-        .map(Decimal::from)
-        .map_err(|_| overflow())?;
+    let q = Decimal::try_from_i128_with_scale(quantity, 0).map_err(|_| overflow())?;
     let divisor = unit.divisor()?;
     // Multiply first, then divide once: exact wherever the product fits 28 digits.
     let exact = q
@@ -100,6 +111,31 @@ pub fn total(amounts: &[Decimal]) -> Option<Decimal> {
     amounts
         .iter()
         .try_fold(Decimal::ZERO, |sum, a| sum.checked_add(*a))
+}
+
+/// A decimal as Vietnamese write it: `.` between thousands, `,` before decimals
+/// (`1.234.567`, `0,08`).
+pub fn format_vi(value: Decimal) -> String {
+    let v = value.normalize();
+    let text = v.abs().to_string();
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(c);
+    }
+    let sign = if v.is_sign_negative() && !v.is_zero() {
+        "-"
+    } else {
+        ""
+    };
+    if frac.is_empty() {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped},{frac}")
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +169,15 @@ mod tests {
         assert_eq!(round_dong(d("0.5")), d("1"));
         assert_eq!(round_dong(d("-0.5")), d("-1"));
         assert_eq!(round_dong(d("1.4999")), d("1"));
+    }
+
+    #[test]
+    fn amounts_are_written_the_vietnamese_way() {
+        assert_eq!(format_vi(d("1234567")), "1.234.567");
+        assert_eq!(format_vi(d("-300000")), "-300.000");
+        assert_eq!(format_vi(d("999")), "999");
+        assert_eq!(format_vi(d("1440.500000")), "1.440,5");
+        assert_eq!(format_vi(d("0.08")), "0,08");
     }
 
     #[test]

@@ -9,14 +9,15 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder}
 use utoipa::{Modify, OpenApi};
 
 use crate::http::routes::{
-    audit_events, capacity_requests, kubeconfig, links, organizations, principals, tenants, usage,
+    audit_events, budgets, capacity_requests, invoices, kubeconfig, links, organizations,
+    principals, rate_cards, tenants, usage,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "govcloud",
-        description = "The control plane of a shared government cloud: organizations, agencies (tenants), capacity requests and their approval, data-sharing links between agencies, kubeconfigs, people and their API tokens, the audit log, and metered usage. Errors are application/problem+json (RFC 9457).",
+        description = "The control plane of a shared government cloud: organizations, agencies (tenants), capacity requests and their approval, data-sharing links between agencies, kubeconfigs, people and their API tokens, the audit log, metered usage, rate cards, invoices and credit notes (money as decimal strings of đồng), and budgets. Errors are application/problem+json (RFC 9457).",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -32,6 +33,11 @@ use crate::http::routes::{
         principals::rotate,
         audit_events::list,
         usage::ingest, usage::usage, usage::utilisation,
+        rate_cards::list, rate_cards::show, rate_cards::create, rate_cards::add_version,
+        rate_cards::add_vat,
+        invoices::list, invoices::show, invoices::issue, invoices::approve, invoices::dispute,
+        invoices::pay, invoices::credit_note, invoices::csv, invoices::pdf, invoices::summary,
+        budgets::show, budgets::set, budgets::alerts,
     ),
     components(schemas(crate::http::error::Problem)),
     modifiers(&Common),

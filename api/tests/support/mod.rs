@@ -214,3 +214,64 @@ pub fn database_url(opts: &sqlx::postgres::PgConnectOptions) -> String {
         opts.get_database().unwrap_or("postgres")
     )
 }
+
+/// Calls the API as `role` and answers the status, the content type and the raw body (for
+/// exports that are not JSON).
+pub async fn get_raw(api: &TestApi, path: &str, role: &str) -> (StatusCode, String, Vec<u8>) {
+    let request = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {}", api.token(role)))
+        .body(Body::empty())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = api
+        .router()
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (status, content_type, bytes.to_vec())
+}
+
+/// Last month's usage of the demo agencies and their invoices for it, issued, with this
+/// month's drafts and the demo budget (what `govcloud dev` seeds).
+pub async fn seed_billing(api: &TestApi) {
+    govcloud_api::dev::seed::seed_usage(&api.state, api.token("metering"))
+        .await
+        .unwrap_or_else(|e| panic!("seeding usage: {e}"));
+    govcloud_api::dev::seed::seed_billing(&api.state, api.token("platform-admin"))
+        .await
+        .unwrap_or_else(|e| panic!("seeding invoices: {e}"));
+}
+
+/// The month before this one (YYYY-MM, Asia/Ho_Chi_Minh).
+pub fn last_month() -> String {
+    use govcloud_api::domain::period::{month_of, month_range};
+    let now = chrono::Utc::now();
+    let (start, _) = month_range(&month_of(now)).unwrap_or_else(|e| panic!("{e}"));
+    month_of(start - chrono::Duration::hours(1))
+}
+
+/// The id of `tenant`'s invoice for `month`, as `role` lists it.
+pub async fn invoice_of(api: &TestApi, tenant: &str, month: &str, role: &str) -> String {
+    let (status, body) = api
+        .get(
+            &format!("/v1/invoices?tenant={tenant}&month={month}&kind=invoice"),
+            role,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["items"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no invoice of {tenant} for {month}: {body}"))
+        .to_string()
+}

@@ -1,0 +1,601 @@
+//! Month close: every tenant's month rated into its draft invoice (recomputed freely while the
+//! month and its grace period run), drafts issued once the grace period ends, budgets checked.
+//! The loop runs in every API replica; each invoice is written under its row lock, so replicas
+//! never write one twice, and nothing is lost on a restart: the next pass starts from the first
+//! month not yet closed.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use govcloud_tenant::crd::Plan;
+use rust_decimal::Decimal;
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::app::{AppError, AppResult};
+use crate::db::audit::{self, Actor};
+use crate::db::invoices::{self as store, BillableTenant, Content, NewLine};
+use crate::db::{budgets, rate_cards, usage as ledger};
+use crate::domain::budget;
+use crate::domain::invoice::{InvoiceKind, number, numbering_year};
+use crate::domain::period::{month_of, month_range};
+use crate::domain::rating::{
+    self, Line, Month, NamespaceMonth, Price, QuotaPoint, Resource, UsageHour, Version,
+};
+use crate::domain::usage::hour_span;
+
+/// VAT rates from their dates, in time order.
+type VatRates = Vec<(DateTime<Utc>, Decimal)>;
+
+/// Every price the platform knows: the platform's card and each organization's, with VAT.
+#[derive(Debug, Default)]
+pub struct Pricebook {
+    platform: Vec<Version>,
+    platform_vat: VatRates,
+    organizations: HashMap<Uuid, (Vec<Version>, VatRates)>,
+}
+
+impl Pricebook {
+    pub async fn load(db: &sqlx::PgPool) -> AppResult<Self> {
+        let cards = rate_cards::list(db, None).await?;
+        let ids: Vec<Uuid> = cards.iter().map(|c| c.rate_card_id).collect();
+        let versions = rate_cards::versions(db, &ids).await?;
+        let version_ids: Vec<Uuid> = versions.iter().map(|v| v.rate_card_version_id).collect();
+        let prices = rate_cards::prices(db, &version_ids).await?;
+        let vats = rate_cards::vat_rates(db, &ids).await?;
+        let mut by_version: HashMap<Uuid, Vec<Price>> = HashMap::new();
+        for p in prices {
+            let resource: Resource = p
+                .resource
+                .parse()
+                .map_err(|e: String| AppError::Internal(e))?;
+            by_version
+                .entry(p.rate_card_version_id)
+                .or_default()
+                .push(Price {
+                    resource,
+                    class: p.class,
+                    price: p.price,
+                    usage_price: p.usage_price,
+                });
+        }
+        let mut book = Pricebook::default();
+        for c in &cards {
+            let list: Vec<Version> = versions
+                .iter()
+                .filter(|v| v.rate_card_id == c.rate_card_id)
+                .map(|v| Version {
+                    id: v.rate_card_version_id,
+                    version: v.version,
+                    effective_from: v.effective_from,
+                    prices: by_version
+                        .remove(&v.rate_card_version_id)
+                        .unwrap_or_default(),
+                })
+                .collect();
+            let vat: VatRates = vats
+                .iter()
+                .filter(|v| v.rate_card_id == c.rate_card_id)
+                .map(|v| (v.effective_from, v.rate))
+                .collect();
+            match c.organization_id {
+                None => {
+                    book.platform = list;
+                    book.platform_vat = vat;
+                }
+                Some(org) => {
+                    book.organizations.insert(org, (list, vat));
+                }
+            }
+        }
+        Ok(book)
+    }
+
+    fn organization(&self, org: Uuid) -> (&[Version], &[(DateTime<Utc>, Decimal)]) {
+        self.organizations
+            .get(&org)
+            .map_or((&[], &[]), |(v, vat)| (v.as_slice(), vat.as_slice()))
+    }
+
+    /// The VAT rate of an organization's month: its own card's where it has one in force at
+    /// the period's end, else the platform's.
+    pub fn vat_rate(&self, org: Uuid, end: DateTime<Utc>) -> Option<Decimal> {
+        rating::vat_rate_at(self.organization(org).1, end)
+            .or_else(|| rating::vat_rate_at(&self.platform_vat, end))
+    }
+}
+
+/// A tenant's month, rated.
+#[derive(Debug, Clone)]
+pub struct Rated {
+    pub lines: Vec<Line>,
+    pub vat_rate: Decimal,
+    pub totals: rating::Totals,
+    pub unmetered_seconds: i64,
+}
+
+fn rating_error(tenant: &str, month: &str, e: impl std::fmt::Display) -> AppError {
+    AppError::Conflict(format!("tenant {tenant}'s {month} cannot be rated: {e}"))
+}
+
+/// Rates the months of `tenants` up to `until` (at most the month's end), in one read of the
+/// ledger for all of them.
+pub async fn rate_tenants(
+    conn: &mut PgConnection,
+    book: &Pricebook,
+    tenants: &[BillableTenant],
+    month: &str,
+    until: DateTime<Utc>,
+) -> AppResult<Vec<(Uuid, AppResult<Rated>)>> {
+    let (start, end) = month_range(month).map_err(|m| AppError::invalid("month", m))?;
+    let until = until.min(end);
+    let ids: Vec<Uuid> = tenants.iter().map(|t| t.tenant_id).collect();
+    let namespaces = ledger::ledger_namespaces(&mut *conn, &ids).await?;
+    let metered: Vec<i32> = namespaces
+        .iter()
+        .filter_map(|n| n.metered_namespace_id)
+        .collect();
+    let (first, last) = hour_span(start, end);
+    let h32 = |h: i64| i32::try_from(h).unwrap_or(i32::MAX);
+    let hours = ledger::hours(&mut *conn, &metered, h32(first), h32(last)).await?;
+    let gpus = ledger::gpu_hours(&mut *conn, &metered, h32(first), h32(last)).await?;
+    let timeline = store::timeline(&mut *conn, &ids, end).await?;
+
+    let mut hours_of: HashMap<i32, Vec<UsageHour>> = HashMap::new();
+    let mut gpu_of: HashMap<(i32, i32), Vec<(String, i64)>> = HashMap::new();
+    for g in gpus {
+        gpu_of
+            .entry((g.metered_namespace_id, g.hour))
+            .or_default()
+            .push((g.resource, g.quantity));
+    }
+    for h in hours {
+        hours_of
+            .entry(h.metered_namespace_id)
+            .or_default()
+            .push(UsageHour {
+                hour: i64::from(h.hour),
+                cpu_allocated: h.cpu_allocated,
+                memory_allocated: h.memory_allocated,
+                storage_bound: h.storage_bound,
+                requested_seconds: i64::from(h.requested_seconds),
+                bound_seconds: i64::from(h.bound_seconds),
+                gpu: gpu_of
+                    .remove(&(h.metered_namespace_id, h.hour))
+                    .unwrap_or_default(),
+            });
+    }
+    let mut points_of: HashMap<(Uuid, &str), Vec<QuotaPoint>> = HashMap::new();
+    for p in &timeline {
+        points_of
+            .entry((p.tenant_id, p.namespace.as_str()))
+            .or_default()
+            .push(QuotaPoint {
+                at: p.effective_at,
+                cpu_milli: p.cpu_milli,
+                memory_bytes: p.memory_bytes,
+                storage_bytes: p.storage_bytes,
+                load_balancers: i64::from(p.load_balancers),
+                suspended: p.suspended,
+            });
+    }
+    let mut out = Vec::with_capacity(tenants.len());
+    for t in tenants {
+        let months: Vec<NamespaceMonth> = namespaces
+            .iter()
+            .filter(|n| n.tenant_id == t.tenant_id)
+            .filter_map(|n| {
+                let quota = points_of.remove(&(n.tenant_id, n.namespace.as_str()))?;
+                Some(NamespaceMonth {
+                    namespace: n.kube_name.clone(),
+                    since: n.since.unwrap_or(start),
+                    until: n.until,
+                    quota,
+                    hours: n
+                        .metered_namespace_id
+                        .and_then(|id| hours_of.remove(&id))
+                        .unwrap_or_default(),
+                })
+            })
+            .collect();
+        out.push((
+            t.tenant_id,
+            rate_one(book, t, &months, month, (start, end), until),
+        ));
+    }
+    Ok(out)
+}
+
+fn rate_one(
+    book: &Pricebook,
+    t: &BillableTenant,
+    namespaces: &[NamespaceMonth],
+    month: &str,
+    period: (DateTime<Utc>, DateTime<Utc>),
+    until: DateTime<Utc>,
+) -> AppResult<Rated> {
+    let (org_versions, _) = book.organization(t.organization_id);
+    let span_end = until.max(period.0 + Duration::seconds(1)).min(period.1);
+    let versions = rating::versions_in(&book.platform, org_versions, period.0, span_end)
+        .map_err(|e| rating_error(&t.name, month, e))?;
+    let lines = rating::rate(&Month {
+        plan: t.billing.0.plan,
+        period,
+        until,
+        namespaces,
+        versions: &versions,
+    })
+    .map_err(|e| rating_error(&t.name, month, e))?;
+    let vat_rate = book
+        .vat_rate(t.organization_id, period.1)
+        .ok_or_else(|| rating_error(&t.name, month, "no VAT rate is in force"))?;
+    let amounts: Vec<Decimal> = lines.iter().map(|l| l.amount).collect();
+    let totals = rating::totals(&amounts, vat_rate).map_err(|e| rating_error(&t.name, month, e))?;
+    let unmetered_seconds = lines.iter().map(|l| l.unmetered_seconds).max().unwrap_or(0);
+    Ok(Rated {
+        lines,
+        vat_rate,
+        totals,
+        unmetered_seconds,
+    })
+}
+
+fn plan_name(p: Plan) -> &'static str {
+    match p {
+        Plan::Reserved => "Reserved",
+        Plan::Usage => "Usage",
+    }
+}
+
+pub fn stored_lines(lines: &[Line]) -> Vec<NewLine> {
+    lines
+        .iter()
+        .map(|l| NewLine {
+            namespace: l.namespace.clone(),
+            metric: l.metric.to_string(),
+            class: l.class.clone(),
+            basis: l.basis.to_string(),
+            period_start: l.start,
+            period_end: l.end,
+            quantity: Decimal::try_from_i128_with_scale(l.quantity, 0).unwrap_or(Decimal::MAX),
+            base_unit: l.resource.base_unit().to_string(),
+            priced_quantity: l.priced_quantity,
+            unit: l.resource.unit().to_string(),
+            unit_price: l.unit_price,
+            amount: l.amount,
+            rate_card_version_id: Some(l.version_id),
+            unmetered_seconds: l.unmetered_seconds,
+            corrects_line: None,
+        })
+        .collect()
+}
+
+/// Writes a tenant's rated month into its draft (made if absent). An invoice already issued is
+/// left alone; answers the invoice's id and whether its draft was written.
+pub async fn write_month(
+    tx: &mut PgConnection,
+    t: &BillableTenant,
+    month: &str,
+    until: DateTime<Utc>,
+    rated: &Rated,
+) -> AppResult<(Uuid, bool)> {
+    let period = month_range(month).map_err(|m| AppError::invalid("month", m))?;
+    let content = Content {
+        rated_until: until.min(period.1),
+        plan: plan_name(t.billing.0.plan),
+        cost_center: &t.billing.0.cost_center,
+        organization_display_name: &t.organization_display_name,
+        tenant_display_name: &t.display_name,
+        subtotal: rated.totals.subtotal,
+        vat_rate: rated.vat_rate,
+        vat: rated.totals.vat,
+        total: rated.totals.total,
+        unmetered_seconds: rated.unmetered_seconds,
+    };
+    let (id, state) =
+        store::lock_month(tx, t.tenant_id, t.organization_id, month, period, &content).await?;
+    if state != "draft" {
+        return Ok((id, false));
+    }
+    store::write_draft(tx, id, &content, &stored_lines(&rated.lines)).await?;
+    Ok((id, true))
+}
+
+/// How many tenants one pass rates at once (one read of the ledger for all of them).
+const CHUNK: usize = 200;
+
+/// What a pass over a month did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pass {
+    pub drafts: usize,
+    pub issued: usize,
+    pub failed: usize,
+}
+
+/// Recomputes every draft of `month` up to `now`.
+pub async fn refresh_month(
+    state: &AppState,
+    book: &Pricebook,
+    month: &str,
+    now: DateTime<Utc>,
+) -> AppResult<Pass> {
+    let (start, end) = month_range(month).map_err(|m| AppError::invalid("month", m))?;
+    let tenants = store::billable_tenants(&state.db, start, end.min(now)).await?;
+    let mut pass = Pass::default();
+    for chunk in tenants.chunks(CHUNK) {
+        let mut conn = state.db.acquire().await?;
+        let rated = rate_tenants(&mut conn, book, chunk, month, now).await?;
+        drop(conn);
+        let mut tx = state.db.begin().await?;
+        for (t, (_, r)) in chunk.iter().zip(rated) {
+            match r {
+                Ok(r) => {
+                    if write_month(&mut tx, t, month, now, &r).await?.1 {
+                        pass.drafts += 1;
+                    }
+                }
+                Err(e) => {
+                    pass.failed += 1;
+                    state.metrics.billing_failures.inc();
+                    tracing::warn!(tenant = %t.name, month, error = %e, "a draft invoice could not be computed");
+                }
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(pass)
+}
+
+/// Issues a draft (recomputed one last time, in the same transaction, to the month's end):
+/// numbered gap-free per organization and year. Answers whether it was issued.
+pub async fn issue_draft(
+    state: &AppState,
+    book: &Pricebook,
+    id: Uuid,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let mut tx = state.db.begin().await?;
+    let Some(inv) = store::lock(&mut tx, id).await? else {
+        return Err(AppError::not_found("invoice", id.to_string()));
+    };
+    if inv.state != "draft" || inv.kind != InvoiceKind::Invoice.as_str() {
+        return Ok(false);
+    }
+    if now < inv.period_end {
+        return Err(AppError::Conflict(format!(
+            "{}'s invoice for {} cannot be issued before the month ends ({})",
+            inv.tenant, inv.month, inv.period_end
+        )));
+    }
+    let tenant = store::billable_tenant(&mut *tx, inv.tenant_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("tenant", inv.tenant.clone()))?;
+    let rated = rate_tenants(
+        &mut tx,
+        book,
+        std::slice::from_ref(&tenant),
+        &inv.month,
+        inv.period_end,
+    )
+    .await?
+    .pop()
+    .map(|(_, r)| r)
+    .ok_or_else(|| AppError::Internal("rating answered nothing".into()))??;
+    write_month(&mut tx, &tenant, &inv.month, inv.period_end, &rated).await?;
+    let year = numbering_year(now);
+    let seq = store::next_number(
+        &mut tx,
+        inv.organization_id,
+        year,
+        InvoiceKind::Invoice.as_str(),
+    )
+    .await?;
+    let prefix = store::prefix(&mut *tx, inv.organization_id).await?;
+    let n = number(&prefix, InvoiceKind::Invoice, year, seq);
+    store::issue(&mut tx, id, &n, now, &actor.name).await?;
+    audit::record(
+        &mut *tx,
+        audit::Event {
+            actor,
+            action: "invoice.issue",
+            object_kind: "invoice",
+            object_id: n.clone(),
+            organization_id: Some(inv.organization_id),
+            tenant_id: Some(inv.tenant_id),
+            detail: json!({
+                "invoice": id, "month": inv.month, "subtotal": rated.totals.subtotal,
+                "vat": rated.totals.vat, "total": rated.totals.total, "lines": rated.lines.len(),
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// When billing is cut.
+#[derive(Debug, Clone, Copy)]
+pub struct Close {
+    /// How long after a month ends its drafts still change (for late samples).
+    pub grace: Duration,
+    /// Whether drafts issue themselves once the grace period ends.
+    pub auto_issue: bool,
+}
+
+/// One pass of the billing loop: every month from the first not closed to the current one is
+/// rated; months whose grace ended are issued (when automatic) and closed; budgets checked.
+pub async fn close(state: &AppState, c: Close, now: DateTime<Utc>) -> AppResult<Pass> {
+    let current = month_of(now);
+    let open_from = match store::open_from(&state.db).await? {
+        Some(m) => m,
+        None => store::first_quota_at(&state.db)
+            .await?
+            .map_or_else(|| current.clone(), month_of),
+    };
+    let book = Pricebook::load(&state.db).await?;
+    let mut total = Pass::default();
+    let mut month = open_from.clone();
+    let mut all_closed = true;
+    let system = Actor::system("billing");
+    loop {
+        let (_, end) = month_range(&month).map_err(|m| AppError::invalid("month", m))?;
+        let p = refresh_month(state, &book, &month, now).await?;
+        total.drafts += p.drafts;
+        total.failed += p.failed;
+        let grace_over = now >= end + c.grace;
+        if grace_over && c.auto_issue {
+            for id in store::drafts_of_month(&state.db, &month).await? {
+                match issue_draft(state, &book, id, &system, now).await {
+                    Ok(true) => {
+                        total.issued += 1;
+                        state.metrics.invoices_issued.inc();
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        total.failed += 1;
+                        state.metrics.billing_failures.inc();
+                        tracing::warn!(invoice = %id, error = %e, "a draft invoice could not be issued");
+                    }
+                }
+            }
+        }
+        let closed = grace_over && store::drafts_of_month(&state.db, &month).await?.is_empty();
+        all_closed &= closed;
+        if month == current {
+            check_budgets(state, &month, now).await?;
+        }
+        if all_closed {
+            store::set_open_from(&state.db, &month_of(end)).await?;
+        }
+        if month == current || end > now {
+            break;
+        }
+        // a month's end is the next month's first instant
+        month = month_of(end);
+    }
+    Ok(total)
+}
+
+/// Raises the budget alerts that `month`'s spend to date and forecast reach (each once),
+/// audited; the billing loop checks the current month.
+pub async fn check_budgets(state: &AppState, month: &str, now: DateTime<Utc>) -> AppResult<()> {
+    let (start, end) = month_range(month).map_err(|m| AppError::invalid("month", m))?;
+    let invoices = crate::db::invoices::list(
+        &state.db,
+        crate::db::invoices::ListFilter {
+            scope_organization: None,
+            scope_tenant: None,
+            organization: None,
+            tenant: None,
+            month: Some(month),
+            state: None,
+            kind: None,
+            after: None,
+            limit: i64::MAX,
+        },
+    )
+    .await?;
+    let tenant_ids: Vec<Uuid> = invoices.iter().map(|i| i.tenant_id).collect();
+    let budgets: HashMap<Uuid, Decimal> = budgets::of_tenants(&state.db, &tenant_ids)
+        .await?
+        .into_iter()
+        .map(|b| (b.tenant_id, b.amount))
+        .collect();
+    let mut spend: HashMap<Uuid, (Uuid, Decimal, DateTime<Utc>)> = HashMap::new();
+    for i in &invoices {
+        let e =
+            spend
+                .entry(i.tenant_id)
+                .or_insert((i.organization_id, Decimal::ZERO, i.rated_until));
+        e.1 += i.total;
+        if i.kind == InvoiceKind::Invoice.as_str() {
+            e.2 = i.rated_until;
+        }
+    }
+    let month_seconds = (end - start).num_seconds();
+    for (tenant_id, (org, spent, until)) in spend {
+        let Some(&amount) = budgets.get(&tenant_id) else {
+            continue;
+        };
+        let elapsed = (until.min(now) - start).num_seconds();
+        let forecast = budget::forecast(spent, elapsed, month_seconds);
+        for (measure, threshold, value) in budget::reached(amount, spent, forecast) {
+            let mut tx = state.db.begin().await?;
+            let new = budgets::raise(
+                &mut *tx,
+                budgets::NewAlert {
+                    tenant_id,
+                    organization_id: org,
+                    month,
+                    measure: measure.as_str(),
+                    threshold,
+                    budget: amount,
+                    amount: value,
+                },
+            )
+            .await?;
+            if new {
+                audit::record(
+                    &mut *tx,
+                    audit::Event {
+                        actor: &Actor::system("billing"),
+                        action: "budget.alert",
+                        object_kind: "budget",
+                        object_id: tenant_id.to_string(),
+                        organization_id: Some(org),
+                        tenant_id: Some(tenant_id),
+                        detail: json!({"month": month, "measure": measure, "threshold": threshold,
+                                       "budget": amount, "amount": value}),
+                    },
+                )
+                .await?;
+                state
+                    .metrics
+                    .budget_alerts
+                    .get_or_create(&crate::metrics::AlertLabels {
+                        measure: measure.as_str().to_string(),
+                        threshold: threshold.to_string(),
+                    })
+                    .inc();
+            }
+            tx.commit().await?;
+        }
+    }
+    let active = budgets::of_month(&state.db, &month_of(now)).await?;
+    state.metrics.set_active_alerts(active.into_iter().map(|a| {
+        crate::metrics::ActiveAlertLabels {
+            organization: a.organization,
+            tenant: a.tenant,
+            measure: a.measure,
+            threshold: a.threshold.to_string(),
+        }
+    }));
+    Ok(())
+}
+
+/// The billing loop: a pass every `interval` until the process stops. A failed pass is retried
+/// at the next tick; every pass starts from what the database says.
+pub async fn run(state: AppState, c: Close, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match close(&state, c, Utc::now()).await {
+            Ok(p) if p.issued > 0 || p.failed > 0 => {
+                tracing::info!(
+                    drafts = p.drafts,
+                    issued = p.issued,
+                    failed = p.failed,
+                    "billing pass"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "the billing pass failed; trying again at the next tick")
+            }
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! Invoices, credit notes and their lines; their numbering; what a month's rating reads. The
+//! database refuses any change to an issued invoice or its lines (migration 0008).
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use govcloud_tenant::crd::Billing;
+
+#[derive(Debug, Clone)]
+pub struct InvoiceRow {
+    pub invoice_id: Uuid,
+    pub kind: String,
+    pub organization_id: Uuid,
+    pub organization: String,
+    pub tenant_id: Uuid,
+    pub tenant: String,
+    pub month: String,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub rated_until: DateTime<Utc>,
+    pub state: String,
+    pub number: Option<String>,
+    pub plan: String,
+    pub cost_center: String,
+    pub organization_display_name: String,
+    pub tenant_display_name: String,
+    pub currency: String,
+    pub subtotal: Decimal,
+    pub vat_rate: Decimal,
+    pub vat: Decimal,
+    pub total: Decimal,
+    pub unmetered_seconds: i64,
+    pub credits_invoice_id: Option<Uuid>,
+    pub credits_number: Option<String>,
+    pub reason: Option<String>,
+    pub computed_at: DateTime<Utc>,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub issued_by: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub approved_by: Option<String>,
+    pub disputed_at: Option<DateTime<Utc>>,
+    pub disputed_by: Option<String>,
+    pub dispute_reason: Option<String>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub paid_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+macro_rules! select_invoices {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            InvoiceRow,
+            r#"select i.invoice_id, i.kind, i.organization_id, o.name as organization, i.tenant_id,
+                   t.name as tenant, i.month, i.period_start, i.period_end, i.rated_until, i.state,
+                   i.number, i.plan, i.cost_center, i.organization_display_name,
+                   i.tenant_display_name, i.currency, i.subtotal, i.vat_rate, i.vat, i.total,
+                   i.unmetered_seconds, i.credits_invoice_id, c.number as "credits_number?",
+                   i.reason, i.computed_at, i.issued_at, i.issued_by, i.approved_at, i.approved_by,
+                   i.disputed_at, i.disputed_by, i.dispute_reason, i.paid_at, i.paid_by,
+                   i.created_at
+               from invoice i
+               join organization o on o.organization_id = i.organization_id
+               join tenant t on t.tenant_id = i.tenant_id
+               left join invoice c on c.invoice_id = i.credits_invoice_id "# + $rest
+            $(, $arg)*
+        )
+    };
+}
+
+pub async fn by_id(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<InvoiceRow>> {
+    select_invoices!("where i.invoice_id = $1", id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Locks an invoice for a transition and answers it as it stands.
+pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<InvoiceRow>> {
+    select_invoices!("where i.invoice_id = $1 for update of i", id)
+        .fetch_optional(tx)
+        .await
+}
+
+pub struct ListFilter<'a> {
+    /// The caller's scope.
+    pub scope_organization: Option<Uuid>,
+    pub scope_tenant: Option<Uuid>,
+    pub organization: Option<&'a str>,
+    pub tenant: Option<&'a str>,
+    pub month: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub kind: Option<&'a str>,
+    /// Continue after this (month, tenant, kind, number-or-created, id) key: oldest month last.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+/// A page of invoices, newest first.
+pub async fn list(db: impl PgExecutor<'_>, f: ListFilter<'_>) -> sqlx::Result<Vec<InvoiceRow>> {
+    let (after_at, after_id) = f.after.unzip();
+    select_invoices!(
+        "where ($1::uuid is null or i.organization_id = $1)
+           and ($2::uuid is null or i.tenant_id = $2)
+           and ($3::text is null or o.name = $3)
+           and ($4::text is null or t.name = $4)
+           and ($5::text is null or i.month = $5)
+           and ($6::text is null or i.state = $6)
+           and ($7::text is null or i.kind = $7)
+           and ($8::timestamptz is null or (i.created_at, i.invoice_id) < ($8, $9::uuid))
+         order by i.created_at desc, i.invoice_id desc limit $10",
+        f.scope_organization,
+        f.scope_tenant,
+        f.organization,
+        f.tenant,
+        f.month,
+        f.state,
+        f.kind,
+        after_at,
+        after_id,
+        f.limit,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Every invoice (not credit note) of an organization's month, by tenant.
+pub async fn of_month(
+    db: impl PgExecutor<'_>,
+    organization_id: Uuid,
+    month: &str,
+) -> sqlx::Result<Vec<InvoiceRow>> {
+    select_invoices!(
+        "where i.organization_id = $1 and i.month = $2 order by t.name, i.kind desc, i.number",
+        organization_id,
+        month,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The credit notes of an invoice, oldest first.
+pub async fn credit_notes(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Vec<InvoiceRow>> {
+    select_invoices!(
+        "where i.credits_invoice_id = $1 order by i.created_at, i.invoice_id",
+        id
+    )
+    .fetch_all(db)
+    .await
+}
+
+#[derive(Debug, Clone)]
+pub struct LineRow {
+    pub line: i32,
+    pub namespace: String,
+    pub metric: String,
+    pub class: String,
+    pub basis: String,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub quantity: Decimal,
+    pub base_unit: String,
+    pub priced_quantity: Decimal,
+    pub unit: String,
+    pub unit_price: Decimal,
+    pub amount: Decimal,
+    pub rate_card_version_id: Option<Uuid>,
+    pub version: Option<i32>,
+    pub unmetered_seconds: i64,
+    pub corrects_line: Option<i32>,
+}
+
+pub async fn lines(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Vec<LineRow>> {
+    sqlx::query_as!(
+        LineRow,
+        r#"select l.line, l.namespace, l.metric, l.class, l.basis, l.period_start, l.period_end,
+               l.quantity, l.base_unit, l.priced_quantity, l.unit, l.unit_price, l.amount,
+               l.rate_card_version_id, v.version as "version?", l.unmetered_seconds, l.corrects_line
+           from invoice_line l left join rate_card_version v using (rate_card_version_id)
+           where l.invoice_id = $1 order by l.line"#,
+        id,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// What the credit notes of an invoice took back per line: (line, amount, quantity).
+pub async fn credited(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> sqlx::Result<Vec<(i32, Decimal, Decimal)>> {
+    let rows = sqlx::query!(
+        r#"select l.corrects_line as "line!", sum(l.amount) as "amount!", sum(l.quantity) as "quantity!"
+           from invoice c join invoice_line l on l.invoice_id = c.invoice_id
+           where c.credits_invoice_id = $1 and l.corrects_line is not null
+           group by l.corrects_line"#,
+        id,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.line, r.amount, r.quantity))
+        .collect())
+}
+
+/// What an invoice says besides its lines.
+pub struct Content<'a> {
+    pub rated_until: DateTime<Utc>,
+    pub plan: &'a str,
+    pub cost_center: &'a str,
+    pub organization_display_name: &'a str,
+    pub tenant_display_name: &'a str,
+    pub subtotal: Decimal,
+    pub vat_rate: Decimal,
+    pub vat: Decimal,
+    pub total: Decimal,
+    pub unmetered_seconds: i64,
+}
+
+/// A line to store.
+pub struct NewLine {
+    pub namespace: String,
+    pub metric: String,
+    pub class: String,
+    pub basis: String,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub quantity: Decimal,
+    pub base_unit: String,
+    pub priced_quantity: Decimal,
+    pub unit: String,
+    pub unit_price: Decimal,
+    pub amount: Decimal,
+    pub rate_card_version_id: Option<Uuid>,
+    pub unmetered_seconds: i64,
+    pub corrects_line: Option<i32>,
+}
+
+/// The draft invoice of a tenant's month, made if absent, locked; answers its id and state.
+pub async fn lock_month(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    organization_id: Uuid,
+    month: &str,
+    (start, end): (DateTime<Utc>, DateTime<Utc>),
+    c: &Content<'_>,
+) -> sqlx::Result<(Uuid, String)> {
+    sqlx::query!(
+        "insert into invoice (kind, organization_id, tenant_id, month, period_start, period_end,
+             rated_until, state, plan, cost_center, organization_display_name, tenant_display_name,
+             subtotal, vat_rate, vat, total)
+         values ('invoice', $1, $2, $3, $4, $5, $6, 'draft', $7, $8, $9, $10, 0, $11, 0, 0)
+         on conflict (tenant_id, month) where kind = 'invoice' do nothing",
+        organization_id,
+        tenant_id,
+        month,
+        start,
+        end,
+        c.rated_until,
+        c.plan,
+        c.cost_center,
+        c.organization_display_name,
+        c.tenant_display_name,
+        c.vat_rate,
+    )
+    .execute(&mut *tx)
+    .await?;
+    let r = sqlx::query!(
+        "select invoice_id, state from invoice where tenant_id = $1 and month = $2 and kind = 'invoice' for update",
+        tenant_id,
+        month,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((r.invoice_id, r.state))
+}
+
+/// A credit note of `invoice`, as a draft to fill.
+pub async fn insert_credit_note(
+    tx: &mut PgConnection,
+    invoice: &InvoiceRow,
+    reason: &str,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar!(
+        "insert into invoice (kind, organization_id, tenant_id, month, period_start, period_end,
+             rated_until, state, plan, cost_center, organization_display_name, tenant_display_name,
+             subtotal, vat_rate, vat, total, credits_invoice_id, reason)
+         values ('credit-note', $1, $2, $3, $4, $5, $6, 'draft', $7, $8, $9, $10, 0, $11, 0, 0, $12, $13)
+         returning invoice_id",
+        invoice.organization_id,
+        invoice.tenant_id,
+        invoice.month,
+        invoice.period_start,
+        invoice.period_end,
+        invoice.rated_until,
+        invoice.plan,
+        invoice.cost_center,
+        invoice.organization_display_name,
+        invoice.tenant_display_name,
+        invoice.vat_rate,
+        invoice.invoice_id,
+        reason,
+    )
+    .fetch_one(tx)
+    .await
+}
+
+/// Replaces a draft's content and lines.
+pub async fn write_draft(
+    tx: &mut PgConnection,
+    id: Uuid,
+    c: &Content<'_>,
+    lines: &[NewLine],
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update invoice set rated_until = $2, plan = $3, cost_center = $4,
+             organization_display_name = $5, tenant_display_name = $6, subtotal = $7,
+             vat_rate = $8, vat = $9, total = $10, unmetered_seconds = $11, computed_at = now(),
+             updated_at = now()
+         where invoice_id = $1 and state = 'draft'",
+        id,
+        c.rated_until,
+        c.plan,
+        c.cost_center,
+        c.organization_display_name,
+        c.tenant_display_name,
+        c.subtotal,
+        c.vat_rate,
+        c.vat,
+        c.total,
+        c.unmetered_seconds,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("delete from invoice_line where invoice_id = $1", id)
+        .execute(&mut *tx)
+        .await?;
+    let col = |f: fn(&NewLine) -> String| lines.iter().map(f).collect::<Vec<String>>();
+    let dec = |f: fn(&NewLine) -> Decimal| lines.iter().map(f).collect::<Vec<Decimal>>();
+    let times = |f: fn(&NewLine) -> DateTime<Utc>| lines.iter().map(f).collect::<Vec<_>>();
+    let numbers: Vec<i32> = (1..=i32::try_from(lines.len()).unwrap_or(i32::MAX)).collect();
+    let versions: Vec<Option<Uuid>> = lines.iter().map(|l| l.rate_card_version_id).collect();
+    let unmetered: Vec<i64> = lines.iter().map(|l| l.unmetered_seconds).collect();
+    let corrects: Vec<Option<i32>> = lines.iter().map(|l| l.corrects_line).collect();
+    sqlx::query!(
+        "insert into invoice_line (invoice_id, line, namespace, metric, class, basis, period_start,
+             period_end, quantity, base_unit, priced_quantity, unit, unit_price, amount,
+             rate_card_version_id, unmetered_seconds, corrects_line)
+         select $1, * from unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::timestamptz[], $8::timestamptz[], $9::numeric[], $10::text[], $11::numeric[],
+             $12::text[], $13::numeric[], $14::numeric[], $15::uuid[], $16::bigint[], $17::int[])",
+        id,
+        &numbers,
+        &col(|l| l.namespace.clone()),
+        &col(|l| l.metric.clone()),
+        &col(|l| l.class.clone()),
+        &col(|l| l.basis.clone()),
+        &times(|l| l.period_start),
+        &times(|l| l.period_end),
+        &dec(|l| l.quantity),
+        &col(|l| l.base_unit.clone()),
+        &dec(|l| l.priced_quantity),
+        &col(|l| l.unit.clone()),
+        &dec(|l| l.unit_price),
+        &dec(|l| l.amount),
+        &versions as &[Option<Uuid>],
+        &unmetered,
+        &corrects as &[Option<i32>],
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes the next number of an organization's year for `kind` (gap-free: it is taken in the
+/// issuing transaction, and a rollback gives it back).
+pub async fn next_number(
+    tx: &mut PgConnection,
+    organization_id: Uuid,
+    year: i32,
+    kind: &str,
+) -> sqlx::Result<i32> {
+    sqlx::query_scalar!(
+        "insert into invoice_number (organization_id, year, kind, last) values ($1, $2, $3, 1)
+         on conflict (organization_id, year, kind) do update set last = invoice_number.last + 1
+         returning last",
+        organization_id,
+        year,
+        kind,
+    )
+    .fetch_one(tx)
+    .await
+}
+
+pub async fn prefix(db: impl PgExecutor<'_>, organization_id: Uuid) -> sqlx::Result<String> {
+    sqlx::query_scalar!(
+        "select invoice_prefix from organization where organization_id = $1",
+        organization_id
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn issue(
+    tx: &mut PgConnection,
+    id: Uuid,
+    number: &str,
+    at: DateTime<Utc>,
+    by: &str,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update invoice set state = 'issued', number = $2, issued_at = $3, issued_by = $4, updated_at = now()
+         where invoice_id = $1",
+        id,
+        number,
+        at,
+        by,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Moves an issued invoice to `state`, recording who and when (and a dispute's reason).
+pub async fn set_state(
+    tx: &mut PgConnection,
+    id: Uuid,
+    state: &str,
+    by: &str,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "update invoice set state = $2, updated_at = now(),
+             approved_at = case when $2 = 'approved' then now() else approved_at end,
+             approved_by = case when $2 = 'approved' then $3 else approved_by end,
+             disputed_at = case when $2 = 'disputed' then now() else disputed_at end,
+             disputed_by = case when $2 = 'disputed' then $3 else disputed_by end,
+             dispute_reason = case when $2 = 'disputed' then $4 else dispute_reason end,
+             paid_at = case when $2 = 'paid' then now() else paid_at end,
+             paid_by = case when $2 = 'paid' then $3 else paid_by end
+         where invoice_id = $1",
+        id,
+        state,
+        by,
+        reason,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Drafts of a month (for issuing at its close).
+pub async fn drafts_of_month(db: impl PgExecutor<'_>, month: &str) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "select invoice_id from invoice where month = $1 and state = 'draft' and kind = 'invoice'
+         order by organization_id, tenant_id",
+        month
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// A tenant as a month's bill needs it.
+#[derive(Debug, Clone)]
+pub struct BillableTenant {
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub organization_id: Uuid,
+    pub organization_display_name: String,
+    pub display_name: String,
+    pub billing: Json<Billing>,
+}
+
+/// The tenants that held a namespace at some point of `[from, to)`.
+pub async fn billable_tenants(
+    db: impl PgExecutor<'_>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> sqlx::Result<Vec<BillableTenant>> {
+    sqlx::query_as!(
+        BillableTenant,
+        r#"select t.tenant_id, t.name, t.organization_id, o.display_name as organization_display_name,
+               t.display_name, t.billing as "billing: Json<Billing>"
+           from tenant t join organization o using (organization_id)
+           where (t.gone_at is null or t.gone_at > $1)
+             and exists (select 1 from quota_change q where q.tenant_id = t.tenant_id and q.effective_at < $2)
+           order by t.organization_id, t.name"#,
+        from,
+        to,
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn billable_tenant(
+    db: impl PgExecutor<'_>,
+    tenant_id: Uuid,
+) -> sqlx::Result<Option<BillableTenant>> {
+    sqlx::query_as!(
+        BillableTenant,
+        r#"select t.tenant_id, t.name, t.organization_id, o.display_name as organization_display_name,
+               t.display_name, t.billing as "billing: Json<Billing>"
+           from tenant t join organization o using (organization_id)
+           where t.tenant_id = $1"#,
+        tenant_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// A point of the quota timeline with the suspension it carries.
+#[derive(Debug, Clone)]
+pub struct TimelinePoint {
+    pub tenant_id: Uuid,
+    pub namespace: String,
+    pub effective_at: DateTime<Utc>,
+    pub cpu_milli: i64,
+    pub memory_bytes: i64,
+    pub storage_bytes: i64,
+    pub load_balancers: i32,
+    pub suspended: bool,
+}
+
+pub async fn timeline(
+    db: impl PgExecutor<'_>,
+    tenant_ids: &[Uuid],
+    until: DateTime<Utc>,
+) -> sqlx::Result<Vec<TimelinePoint>> {
+    sqlx::query_as!(
+        TimelinePoint,
+        "select tenant_id, namespace, effective_at, to_cpu_milli as cpu_milli,
+             to_memory_bytes as memory_bytes, to_storage_bytes as storage_bytes,
+             to_load_balancers as load_balancers, suspended
+         from quota_change where tenant_id = any($1) and effective_at < $2
+         order by tenant_id, namespace, effective_at, quota_change_id",
+        tenant_ids,
+        until,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The watermark of the billing loop: the first month not closed.
+pub async fn open_from(db: impl PgExecutor<'_>) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("select open_from from billing_close")
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn set_open_from(db: impl PgExecutor<'_>, month: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "insert into billing_close (open_from) values ($1)
+         on conflict (singleton) do update set open_from = excluded.open_from",
+        month
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The month of the first quota the platform ever gave (where billing starts).
+pub async fn first_quota_at(db: impl PgExecutor<'_>) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar!("select min(effective_at) from quota_change")
+        .fetch_one(db)
+        .await
+}

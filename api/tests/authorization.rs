@@ -93,6 +93,20 @@ enum Route {
     IngestUsage,
     Usage,
     Utilisation,
+    ListInvoices,
+    /// Last month's invoice of the case's tenant (issued by the seed).
+    ShowInvoice,
+    InvoiceCsv,
+    InvoicePdf,
+    ApproveInvoice,
+    /// The month's summary of the case's organization.
+    InvoiceSummary,
+    ShowBudget,
+    SetBudget,
+    ListAlerts,
+    ListRateCards,
+    /// The platform's rate card.
+    ShowRateCard,
 }
 
 const OK: u16 = 200;
@@ -175,6 +189,22 @@ fn expected(route: Route, whose: Whose) -> [u16; 5] {
         (Usage, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK],
         (Utilisation, Own | Sibling) => [OK; 5],
         (Utilisation, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK],
+        (ListInvoices | ListAlerts | ListRateCards | ShowRateCard, _) => [OK; 5],
+        (ShowInvoice | InvoiceCsv | InvoicePdf | ShowBudget, Own) => [OK; 5],
+        (ShowInvoice | InvoiceCsv | InvoicePdf | ShowBudget, Sibling) => {
+            [OK, OK, NOT_FOUND, OK, OK]
+        }
+        (ShowInvoice | InvoiceCsv | InvoicePdf | ShowBudget, Foreign) => {
+            [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK]
+        }
+        (ApproveInvoice, Own) => [FORBIDDEN, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN],
+        (ApproveInvoice, Sibling) => [FORBIDDEN, FORBIDDEN, NOT_FOUND, OK, FORBIDDEN],
+        (ApproveInvoice, Foreign) => [FORBIDDEN, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (InvoiceSummary, Own | Sibling) => [OK, OK, FORBIDDEN, OK, OK],
+        (InvoiceSummary, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK],
+        (SetBudget, Own) => [OK, OK, FORBIDDEN, OK, FORBIDDEN],
+        (SetBudget, Sibling) => [OK, OK, NOT_FOUND, OK, FORBIDDEN],
+        (SetBudget, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
     }
 }
 
@@ -387,6 +417,42 @@ async fn request(
             format!("/v1/utilisation?organization={org}&month=2026-10"),
             None,
         ),
+        ListInvoices => (Method::GET, "/v1/invoices".into(), None),
+        ShowInvoice | InvoiceCsv | InvoicePdf | ApproveInvoice => {
+            let id =
+                support::invoice_of(api, tenant, &support::last_month(), "platform-admin").await;
+            match route {
+                ShowInvoice => (Method::GET, format!("/v1/invoices/{id}"), None),
+                InvoiceCsv => (Method::GET, format!("/v1/invoices/{id}/csv"), None),
+                InvoicePdf => (Method::GET, format!("/v1/invoices/{id}/pdf"), None),
+                _ => (Method::POST, format!("/v1/invoices/{id}/approve"), None),
+            }
+        }
+        InvoiceSummary => (
+            Method::GET,
+            format!(
+                "/v1/invoice-summary?organization={org}&month={}",
+                support::last_month()
+            ),
+            None,
+        ),
+        ShowBudget => (Method::GET, format!("/v1/tenants/{tenant}/budget"), None),
+        SetBudget => (
+            Method::PUT,
+            format!("/v1/tenants/{tenant}/budget"),
+            Some(json!({"amount": format!("{}", 1_000_000 + n)})),
+        ),
+        ListAlerts => (Method::GET, "/v1/alerts".into(), None),
+        ListRateCards => (Method::GET, "/v1/rate-cards".into(), None),
+        ShowRateCard => {
+            let (status, body) = api.get("/v1/rate-cards", "platform-admin").await;
+            assert_eq!(status.as_u16(), OK, "{body}");
+            let id = body["items"][0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (Method::GET, format!("/v1/rate-cards/{id}"), None)
+        }
     }
 }
 
@@ -448,7 +514,7 @@ async fn new_principal(api: &TestApi, org: &str, n: usize) -> String {
         .to_string()
 }
 
-const ROUTES: [Route; 36] = [
+const ROUTES: [Route; 47] = [
     Route::ListOrganizations,
     Route::ShowOrganization,
     Route::CreateOrganization,
@@ -485,11 +551,24 @@ const ROUTES: [Route; 36] = [
     Route::IngestUsage,
     Route::Usage,
     Route::Utilisation,
+    Route::ListInvoices,
+    Route::ShowInvoice,
+    Route::InvoiceCsv,
+    Route::InvoicePdf,
+    Route::ApproveInvoice,
+    Route::InvoiceSummary,
+    Route::ShowBudget,
+    Route::SetBudget,
+    Route::ListAlerts,
+    Route::ListRateCards,
+    Route::ShowRateCard,
 ];
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
 async fn every_route_every_role_own_and_foreign(db: PgPool) {
     let api = TestApi::new(db).await;
+    // Invoices to read and approve: last month's, issued.
+    support::seed_billing(&api).await;
     // Kubeconfigs need the deployer ServiceAccounts that the operator makes.
     support::start_operator(&api).await;
     govcloud_testing::eventually("deployer ServiceAccounts in every tenant", || async {
@@ -593,7 +672,7 @@ async fn every_route_every_role_own_and_foreign(db: PgPool) {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(cases, 36 * 3 * 6);
+    assert_eq!(cases, ROUTES.len() * 3 * 6);
 }
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]

@@ -1,6 +1,8 @@
 //! What a newcomer does first: runs `govcloud dev`, starts a pod with kubectl in a demo
 //! agency's namespace, and within two metering windows sees its requested CPU in
-//! `GET /v1/usage` and in the utilisation report — beside last month's seeded usage.
+//! `GET /v1/usage` and in the utilisation report — beside last month's seeded usage; and what
+//! a finance officer does first: approves last month's invoice, downloads it as CSV and PDF,
+//! and sees the agency's budget alert.
 
 mod support;
 
@@ -45,39 +47,8 @@ fn requested(usage: &Value) -> i64 {
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
 async fn a_newcomer_sees_a_pod_they_started_in_usage_within_two_windows(db: PgPool) {
     let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let port = free_port();
-    let api = format!("http://127.0.0.1:{port}");
-    let _dev = Dev(Command::new(env!("CARGO_BIN_EXE_govcloud"))
-        .args([
-            "dev",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--state-dir",
-        ])
-        .arg(state.path())
-        .env("GOVCLOUD_DEV_DATABASE_URL", url(&db.connect_options()))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start govcloud dev: {e}")));
-    let tokens_path = state.path().join("tokens.json");
+    let (_dev, api, tokens) = start_dev(&db, state.path()).await;
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let tokens: Value = loop {
-        assert!(Instant::now() < deadline, "govcloud dev did not start");
-        if let Ok(text) = std::fs::read_to_string(&tokens_path)
-            && let Ok(v) = serde_json::from_str::<Value>(&text)
-            && client
-                .get(format!("{api}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        {
-            break v;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
     let admin = tokens["tenant-admin"]
         .as_str()
         .unwrap_or_default()
@@ -161,6 +132,131 @@ async fn a_newcomer_sees_a_pod_they_started_in_usage_within_two_windows(db: PgPo
         .and_then(|s| s.parse().ok())
         .unwrap_or_default();
     assert!(requested > 0, "{staging}");
+}
+
+/// Starts `govcloud dev` on `db`; answers the process, its URL and the tokens it wrote.
+async fn start_dev(db: &PgPool, state: &Path) -> (Dev, String, Value) {
+    let port = free_port();
+    let api = format!("http://127.0.0.1:{port}");
+    let dev = Dev(Command::new(env!("CARGO_BIN_EXE_govcloud"))
+        .args([
+            "dev",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--state-dir",
+        ])
+        .arg(state)
+        .env("GOVCLOUD_DEV_DATABASE_URL", url(&db.connect_options()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start govcloud dev: {e}")));
+    let tokens_path = state.join("tokens.json");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let tokens: Value = loop {
+        assert!(Instant::now() < deadline, "govcloud dev did not start");
+        if let Ok(text) = std::fs::read_to_string(&tokens_path)
+            && let Ok(v) = serde_json::from_str::<Value>(&text)
+            && client
+                .get(format!("{api}/healthz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    (dev, api, tokens)
+}
+
+/// A finance officer's first month on `govcloud dev`: last month's invoice of the demo agency
+/// is issued and waiting; they approve it, download its CSV and PDF, whose totals agree with
+/// the API to the đồng, and see the agency's budget alert.
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn a_finance_officer_does_the_months_work_on_govcloud_dev(db: PgPool) {
+    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (_dev, api, tokens) = start_dev(&db, state.path()).await;
+    let finance = tokens["finance"].as_str().unwrap_or_default().to_string();
+    let client = reqwest::Client::new();
+    let now = chrono::Utc::now();
+    let (this_month, _) =
+        govcloud_api::domain::period::month_range(&govcloud_api::domain::period::month_of(now))
+            .unwrap_or_else(|e| panic!("{e}"));
+    let last_month =
+        govcloud_api::domain::period::month_of(this_month - chrono::Duration::hours(1));
+    let list = get(
+        &client,
+        &format!("{api}/v1/invoices?tenant=demo-stttt&month={last_month}&kind=invoice"),
+        &finance,
+    )
+    .await
+    .unwrap_or_else(|| panic!("no invoices"));
+    let invoice = list["items"][0].clone();
+    assert_eq!(invoice["state"], "issued", "{list}");
+    let id = invoice["id"].as_str().unwrap_or_default();
+    let approved: Value = client
+        .post(format!("{api}/v1/invoices/{id}/approve"))
+        .bearer_auth(&finance)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(approved["state"], "approved", "{approved}");
+    let total = approved["total"].as_str().unwrap_or_default().to_string();
+    let download = |path: String| {
+        let client = client.clone();
+        let finance = finance.clone();
+        async move {
+            let r = client
+                .get(path)
+                .bearer_auth(finance)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(r.status().is_success(), "{}", r.status());
+            r.bytes().await.unwrap_or_else(|e| panic!("{e}")).to_vec()
+        }
+    };
+    let csv = download(format!("{api}/v1/invoices/{id}/csv")).await;
+    let csv = String::from_utf8_lossy(&csv);
+    assert!(
+        csv.starts_with('\u{feff}'),
+        "the CSV has no byte-order mark"
+    );
+    assert!(csv.contains(&format!("Tổng cộng / Total,{total}")), "{csv}");
+    let pdf = download(format!("{api}/v1/invoices/{id}/pdf")).await;
+    let file = state.path().join("invoice.pdf");
+    std::fs::write(&file, &pdf).unwrap_or_else(|e| panic!("{e}"));
+    let text = Command::new("pdftotext")
+        .arg(&file)
+        .arg("-")
+        .output()
+        .unwrap_or_else(|e| panic!("pdftotext: {e}"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    let figure = govcloud_api::domain::money::format_vi(total.parse().unwrap_or_default());
+    assert!(
+        text.contains(&format!("{figure} ₫")),
+        "the PDF's total is not {figure}: {text}"
+    );
+    assert!(text.contains("Sở Thông tin và Truyền thông"), "{text}");
+    let alerts = get(
+        &client,
+        &format!("{api}/v1/alerts?tenant=demo-stttt"),
+        &finance,
+    )
+    .await
+    .unwrap_or_else(|| panic!("no alerts"));
+    assert!(
+        alerts["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["threshold"] == 100)),
+        "no budget alert for the agency: {alerts}"
+    );
 }
 
 /// Applies the manifest once the agency's namespace exists (the operator makes it).

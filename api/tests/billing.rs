@@ -58,6 +58,20 @@ async fn pdf_text(pdf: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// One pass of the billing loop, now, with the default grace period.
+async fn close(api: &TestApi, auto_issue: bool) {
+    billing::close(
+        &api.state,
+        Close {
+            grace: chrono::Duration::days(2),
+            auto_issue,
+        },
+        Utc::now(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("billing pass: {e}"));
+}
+
 /// Posts, as the operator would, a window of this minute's past with `cpu_milli` requested in
 /// the tenant's prod namespace.
 async fn ingest_now(api: &TestApi, tenant: &str, cpu_milli: i64) {
@@ -613,16 +627,7 @@ async fn rate_cards_change_only_by_later_versions(db: PgPool) {
     assert_eq!(theirs["items"].as_array().map(Vec::len), Some(1));
 
     // the ministry's agency is priced by its own card from now on
-    billing::close(
-        &api.state,
-        Close {
-            grace: chrono::Duration::days(2),
-            auto_issue: false,
-        },
-        Utc::now(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    close(&api, false).await;
     let draft = invoice_of(&api, "demo-ministry-data", &this_month(), "platform-admin").await;
     let (_, inv) = api
         .get(&format!("/v1/invoices/{draft}"), "platform-admin")
@@ -836,16 +841,7 @@ async fn budgets_raise_alerts_each_once_in_scope(db: PgPool) {
     assert_eq!(status, StatusCode::OK, "{set}");
     ingest_now(&api, "demo-sotc", 8_000).await;
     for _ in 0..2 {
-        billing::close(
-            &api.state,
-            Close {
-                grace: chrono::Duration::days(2),
-                auto_issue: false,
-            },
-            Utc::now(),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        close(&api, false).await;
     }
     let (_, alerts) = api
         .get(
@@ -922,16 +918,7 @@ async fn numbers_are_gap_free_per_organization_and_drafts_follow_the_ledger(db: 
         .execute(&db)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    billing::close(
-        &api.state,
-        Close {
-            grace: chrono::Duration::days(2),
-            auto_issue: false,
-        },
-        Utc::now(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    close(&api, false).await;
     let late = invoice_of(&api, "late-agency", &month, "platform-admin").await;
     let (status, issued) = api
         .post(
@@ -959,16 +946,7 @@ async fn numbers_are_gap_free_per_organization_and_drafts_follow_the_ledger(db: 
         .get(&format!("/v1/invoices/{late}"), "platform-admin")
         .await;
     ingest_now(&api, "demo-sotc", 64_000).await;
-    billing::close(
-        &api.state,
-        Close {
-            grace: chrono::Duration::days(2),
-            auto_issue: true,
-        },
-        Utc::now(),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    close(&api, true).await;
     let (_, after) = api
         .get(&format!("/v1/invoices/{draft}"), "platform-admin")
         .await;

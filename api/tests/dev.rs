@@ -57,11 +57,7 @@ async fn a_newcomer_sees_a_pod_they_started_in_usage_within_two_windows(db: PgPo
 
     // Last month is there at once, seeded through the ingest endpoint.
     let now = chrono::Utc::now();
-    let (this_month, _) =
-        govcloud_api::domain::period::month_range(&govcloud_api::domain::period::month_of(now))
-            .unwrap_or_else(|e| panic!("{e}"));
-    let last_month =
-        govcloud_api::domain::period::month_of(this_month - chrono::Duration::hours(1));
+    let last_month = govcloud_api::domain::period::month_before(now);
     let report = get(
         &client,
         &format!("{api}/v1/utilisation?organization=demo-province&month={last_month}"),
@@ -182,11 +178,7 @@ async fn a_finance_officer_does_the_months_work_on_govcloud_dev(db: PgPool) {
     let finance = tokens["finance"].as_str().unwrap_or_default().to_string();
     let client = reqwest::Client::new();
     let now = chrono::Utc::now();
-    let (this_month, _) =
-        govcloud_api::domain::period::month_range(&govcloud_api::domain::period::month_of(now))
-            .unwrap_or_else(|e| panic!("{e}"));
-    let last_month =
-        govcloud_api::domain::period::month_of(this_month - chrono::Duration::hours(1));
+    let last_month = govcloud_api::domain::period::month_before(now);
     let list = get(
         &client,
         &format!("{api}/v1/invoices?tenant=demo-stttt&month={last_month}&kind=invoice"),

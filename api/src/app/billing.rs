@@ -93,6 +93,11 @@ impl Pricebook {
         Ok(book)
     }
 
+    /// Whether no card has any version: nothing can be rated.
+    pub fn is_empty(&self) -> bool {
+        self.platform.is_empty() && self.organizations.values().all(|(v, _)| v.is_empty())
+    }
+
     fn organization(&self, org: Uuid) -> (&[Version], &[(DateTime<Utc>, Decimal)]) {
         self.organizations
             .get(&org)
@@ -141,7 +146,7 @@ pub async fn rate_tenants(
     let h32 = |h: i64| i32::try_from(h).unwrap_or(i32::MAX);
     let hours = ledger::hours(&mut *conn, &metered, h32(first), h32(last)).await?;
     let gpus = ledger::gpu_hours(&mut *conn, &metered, h32(first), h32(last)).await?;
-    let timeline = store::timeline(&mut *conn, &ids, end).await?;
+    let timeline = ledger::quota_timeline(&mut *conn, &ids, end).await?;
 
     let mut hours_of: HashMap<i32, Vec<UsageHour>> = HashMap::new();
     let mut gpu_of: HashMap<(i32, i32), Vec<(String, i64)>> = HashMap::new();
@@ -294,8 +299,17 @@ pub async fn write_month(
         total: rated.totals.total,
         unmetered_seconds: rated.unmetered_seconds,
     };
-    let (id, state) =
-        store::lock_month(tx, t.tenant_id, t.organization_id, month, period, &content).await?;
+    let draft = store::NewDraft {
+        kind: InvoiceKind::Invoice.as_str(),
+        organization_id: t.organization_id,
+        tenant_id: t.tenant_id,
+        month,
+        period,
+        content: &content,
+        credits: None,
+        reason: None,
+    };
+    let (id, state) = store::lock_month(tx, &draft).await?;
     if state != "draft" {
         return Ok((id, false));
     }
@@ -436,6 +450,10 @@ pub async fn close(state: &AppState, c: Close, now: DateTime<Utc>) -> AppResult<
             .map_or_else(|| current.clone(), month_of),
     };
     let book = Pricebook::load(&state.db).await?;
+    if book.is_empty() {
+        tracing::warn!("no rate card is written yet: nothing is rated (POST /v1/rate-cards)");
+        return Ok(Pass::default());
+    }
     let mut total = Pass::default();
     let mut month = open_from.clone();
     let mut all_closed = true;
@@ -564,7 +582,20 @@ pub async fn check_budgets(state: &AppState, month: &str, now: DateTime<Utc>) ->
             tx.commit().await?;
         }
     }
-    let active = budgets::of_month(&state.db, &month_of(now)).await?;
+    let current = month_of(now);
+    let active = budgets::alerts(
+        &state.db,
+        budgets::AlertFilter {
+            scope_organization: None,
+            scope_tenant: None,
+            organization: None,
+            tenant: None,
+            month: Some(&current),
+            before: None,
+            limit: i64::MAX,
+        },
+    )
+    .await?;
     state.metrics.set_active_alerts(active.into_iter().map(|a| {
         crate::metrics::ActiveAlertLabels {
             organization: a.organization,

@@ -534,25 +534,34 @@ pub async fn credit_note(
     let amounts: Vec<Decimal> = new_lines.iter().map(|l| l.amount).collect();
     let totals =
         rating::totals(&amounts, row.vat_rate).map_err(|e| AppError::Internal(e.to_string()))?;
-    let note = store::insert_credit_note(&mut tx, &row, input.reason.trim()).await?;
-    store::write_draft(
+    let content = Content {
+        rated_until: row.rated_until,
+        plan: &row.plan,
+        cost_center: &row.cost_center,
+        organization_display_name: &row.organization_display_name,
+        tenant_display_name: &row.tenant_display_name,
+        subtotal: totals.subtotal,
+        vat_rate: row.vat_rate,
+        vat: totals.vat,
+        total: totals.total,
+        unmetered_seconds: 0,
+    };
+    let note = store::insert_draft(
         &mut tx,
-        note,
-        &Content {
-            rated_until: row.rated_until,
-            plan: &row.plan,
-            cost_center: &row.cost_center,
-            organization_display_name: &row.organization_display_name,
-            tenant_display_name: &row.tenant_display_name,
-            subtotal: totals.subtotal,
-            vat_rate: row.vat_rate,
-            vat: totals.vat,
-            total: totals.total,
-            unmetered_seconds: 0,
+        &store::NewDraft {
+            kind: InvoiceKind::CreditNote.as_str(),
+            organization_id: row.organization_id,
+            tenant_id: row.tenant_id,
+            month: &row.month,
+            period: (row.period_start, row.period_end),
+            content: &content,
+            credits: Some(row.invoice_id),
+            reason: Some(input.reason.trim()),
         },
-        &new_lines,
     )
-    .await?;
+    .await?
+    .ok_or_else(|| AppError::Internal("the credit note was not made".into()))?;
+    store::write_draft(&mut tx, note, &content, &new_lines).await?;
     let now = Utc::now();
     let year = numbering_year(now);
     let seq = store::next_number(

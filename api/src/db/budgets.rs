@@ -136,19 +136,3 @@ pub async fn alerts(db: impl PgExecutor<'_>, f: AlertFilter<'_>) -> sqlx::Result
     .fetch_all(db)
     .await
 }
-
-/// The alerts of a month (for the metrics).
-pub async fn of_month(db: impl PgExecutor<'_>, month: &str) -> sqlx::Result<Vec<AlertRow>> {
-    sqlx::query_as!(
-        AlertRow,
-        "select a.budget_alert_id, t.name as tenant, o.name as organization, a.month, a.measure,
-             a.threshold, a.budget, a.amount, a.raised_at
-         from budget_alert a
-         join tenant t on t.tenant_id = a.tenant_id
-         join organization o on o.organization_id = a.organization_id
-         where a.month = $1 order by a.budget_alert_id",
-        month,
-    )
-    .fetch_all(db)
-    .await
-}

@@ -238,73 +238,64 @@ pub struct NewLine {
     pub corrects_line: Option<i32>,
 }
 
-/// The draft invoice of a tenant's month, made if absent, locked; answers its id and state.
-pub async fn lock_month(
-    tx: &mut PgConnection,
-    tenant_id: Uuid,
-    organization_id: Uuid,
-    month: &str,
-    (start, end): (DateTime<Utc>, DateTime<Utc>),
-    c: &Content<'_>,
-) -> sqlx::Result<(Uuid, String)> {
-    sqlx::query!(
+/// A draft to make: a tenant's month, or a credit note of an invoice.
+pub struct NewDraft<'a> {
+    pub kind: &'a str,
+    pub organization_id: Uuid,
+    pub tenant_id: Uuid,
+    pub month: &'a str,
+    pub period: (DateTime<Utc>, DateTime<Utc>),
+    pub content: &'a Content<'a>,
+    /// A credit note: the invoice it corrects, and why.
+    pub credits: Option<Uuid>,
+    pub reason: Option<&'a str>,
+}
+
+/// Makes a draft; `None` when it is a tenant's month that has its invoice already.
+pub async fn insert_draft(tx: &mut PgConnection, d: &NewDraft<'_>) -> sqlx::Result<Option<Uuid>> {
+    let c = d.content;
+    sqlx::query_scalar!(
         "insert into invoice (kind, organization_id, tenant_id, month, period_start, period_end,
              rated_until, state, plan, cost_center, organization_display_name, tenant_display_name,
-             subtotal, vat_rate, vat, total)
-         values ('invoice', $1, $2, $3, $4, $5, $6, 'draft', $7, $8, $9, $10, 0, $11, 0, 0)
-         on conflict (tenant_id, month) where kind = 'invoice' do nothing",
-        organization_id,
-        tenant_id,
-        month,
-        start,
-        end,
+             subtotal, vat_rate, vat, total, unmetered_seconds, credits_invoice_id, reason)
+         values ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         on conflict (tenant_id, month) where kind = 'invoice' do nothing
+         returning invoice_id",
+        d.kind,
+        d.organization_id,
+        d.tenant_id,
+        d.month,
+        d.period.0,
+        d.period.1,
         c.rated_until,
         c.plan,
         c.cost_center,
         c.organization_display_name,
         c.tenant_display_name,
+        c.subtotal,
         c.vat_rate,
+        c.vat,
+        c.total,
+        c.unmetered_seconds,
+        d.credits,
+        d.reason,
     )
-    .execute(&mut *tx)
-    .await?;
+    .fetch_optional(tx)
+    .await
+}
+
+/// The invoice of a tenant's month, made as a draft if absent, locked; answers its id and
+/// state.
+pub async fn lock_month(tx: &mut PgConnection, d: &NewDraft<'_>) -> sqlx::Result<(Uuid, String)> {
+    insert_draft(&mut *tx, d).await?;
     let r = sqlx::query!(
         "select invoice_id, state from invoice where tenant_id = $1 and month = $2 and kind = 'invoice' for update",
-        tenant_id,
-        month,
+        d.tenant_id,
+        d.month,
     )
     .fetch_one(&mut *tx)
     .await?;
     Ok((r.invoice_id, r.state))
-}
-
-/// A credit note of `invoice`, as a draft to fill.
-pub async fn insert_credit_note(
-    tx: &mut PgConnection,
-    invoice: &InvoiceRow,
-    reason: &str,
-) -> sqlx::Result<Uuid> {
-    sqlx::query_scalar!(
-        "insert into invoice (kind, organization_id, tenant_id, month, period_start, period_end,
-             rated_until, state, plan, cost_center, organization_display_name, tenant_display_name,
-             subtotal, vat_rate, vat, total, credits_invoice_id, reason)
-         values ('credit-note', $1, $2, $3, $4, $5, $6, 'draft', $7, $8, $9, $10, 0, $11, 0, 0, $12, $13)
-         returning invoice_id",
-        invoice.organization_id,
-        invoice.tenant_id,
-        invoice.month,
-        invoice.period_start,
-        invoice.period_end,
-        invoice.rated_until,
-        invoice.plan,
-        invoice.cost_center,
-        invoice.organization_display_name,
-        invoice.tenant_display_name,
-        invoice.vat_rate,
-        invoice.invoice_id,
-        reason,
-    )
-    .fetch_one(tx)
-    .await
 }
 
 /// Replaces a draft's content and lines.
@@ -507,38 +498,6 @@ pub async fn billable_tenant(
         tenant_id,
     )
     .fetch_optional(db)
-    .await
-}
-
-/// A point of the quota timeline with the suspension it carries.
-#[derive(Debug, Clone)]
-pub struct TimelinePoint {
-    pub tenant_id: Uuid,
-    pub namespace: String,
-    pub effective_at: DateTime<Utc>,
-    pub cpu_milli: i64,
-    pub memory_bytes: i64,
-    pub storage_bytes: i64,
-    pub load_balancers: i32,
-    pub suspended: bool,
-}
-
-pub async fn timeline(
-    db: impl PgExecutor<'_>,
-    tenant_ids: &[Uuid],
-    until: DateTime<Utc>,
-) -> sqlx::Result<Vec<TimelinePoint>> {
-    sqlx::query_as!(
-        TimelinePoint,
-        "select tenant_id, namespace, effective_at, to_cpu_milli as cpu_milli,
-             to_memory_bytes as memory_bytes, to_storage_bytes as storage_bytes,
-             to_load_balancers as load_balancers, suspended
-         from quota_change where tenant_id = any($1) and effective_at < $2
-         order by tenant_id, namespace, effective_at, quota_change_id",
-        tenant_ids,
-        until,
-    )
-    .fetch_all(db)
     .await
 }
 

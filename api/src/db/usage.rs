@@ -420,6 +420,8 @@ pub struct QuotaPoint {
     pub memory_bytes: i64,
     pub storage_bytes: i64,
     pub load_balancers: i32,
+    /// Whether the tenant was suspended from then on (billing charges no reservation then).
+    pub suspended: bool,
 }
 
 /// The quota timeline of these tenants up to `until`, in time order per namespace.
@@ -432,7 +434,7 @@ pub async fn quota_timeline(
         QuotaPoint,
         r#"select tenant_id, namespace, effective_at, to_cpu_milli as cpu_milli,
                to_memory_bytes as memory_bytes, to_storage_bytes as storage_bytes,
-               to_load_balancers as load_balancers
+               to_load_balancers as load_balancers, suspended
            from quota_change
            where tenant_id = any($1) and effective_at < $2
            order by tenant_id, namespace, effective_at, quota_change_id"#,

@@ -239,10 +239,9 @@ pub async fn seed(
 /// The platform's demo rate card, in force from the start of the month before last (so the
 /// seeded month is priced), at prices of the order a Vietnamese provincial cloud charges.
 fn rate_card(now: chrono::DateTime<chrono::Utc>) -> Result<Value, String> {
-    use crate::domain::period::{month_of, month_range};
-    let (this_month, _) = month_range(&month_of(now))?;
-    let (last_month, _) = month_range(&month_of(this_month - chrono::Duration::hours(1)))?;
-    let (from, _) = month_range(&month_of(last_month - chrono::Duration::hours(1)))?;
+    use crate::domain::period::{month_before, month_range};
+    let (last_month, _) = month_range(&month_before(now))?;
+    let (from, _) = month_range(&month_before(last_month))?;
     Ok(json!({
         "name": "Bảng giá dịch vụ điện toán đám mây dùng chung (demo)",
         "effectiveFrom": from,
@@ -270,7 +269,7 @@ fn next_vat(now: chrono::DateTime<chrono::Utc>) -> Option<Value> {
 /// newcomer acting as `finance` has an invoice to approve and an alert to see at once. Does
 /// nothing once an invoice has been issued.
 pub async fn seed_billing(state: &AppState, admin_token: &str) -> Result<usize, String> {
-    use crate::domain::period::{month_of, month_range};
+    use crate::domain::period::{month_before, month_of};
     let issued = db::invoices::list(
         &state.db,
         db::invoices::ListFilter {
@@ -299,8 +298,7 @@ pub async fn seed_billing(state: &AppState, admin_token: &str) -> Result<usize, 
     app::billing::close(state, close, now)
         .await
         .map_err(|e| e.to_string())?;
-    let (this_month, _) = month_range(&month_of(now))?;
-    let last = month_of(this_month - chrono::Duration::hours(1));
+    let last = month_before(now);
     let drafts = db::invoices::drafts_of_month(&state.db, &last)
         .await
         .map_err(|e| e.to_string())?;
@@ -392,7 +390,7 @@ fn demo_share(local: chrono::DateTime<chrono_tz::Tz>, busy: i64, idle: i64) -> i
 /// as the operator would (hour-long windows), after dating the demo agencies' first quotas to
 /// the start of that month. Does nothing once the ledger holds anything.
 pub async fn seed_usage(state: &AppState, metering_token: &str) -> Result<usize, String> {
-    use crate::domain::period::{Granularity, month_of, month_range, next_bucket};
+    use crate::domain::period::{Granularity, month_before, month_range, next_bucket};
     if db::usage::any_metered(&state.db)
         .await
         .map_err(|e| e.to_string())?
@@ -400,8 +398,7 @@ pub async fn seed_usage(state: &AppState, metering_token: &str) -> Result<usize,
         return Ok(0);
     }
     let now = chrono::Utc::now();
-    let (this_month, _) = month_range(&month_of(now))?;
-    let (from, to) = month_range(&month_of(this_month - chrono::Duration::hours(1)))?;
+    let (from, to) = month_range(&month_before(now))?;
     db::usage::date_demo_from(&state.db, from)
         .await
         .map_err(|e| e.to_string())?;

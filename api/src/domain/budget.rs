@@ -10,6 +10,7 @@ use crate::domain::money::round_dong;
 /// What an alert measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = AlertMeasure)]
 pub enum Measure {
     /// What the month has cost so far.
     Spend,

@@ -121,6 +121,11 @@ pub fn month_of(t: DateTime<Utc>) -> String {
     format!("{:04}-{:02}", local.year(), local.month())
 }
 
+/// The month before the one holding `t`, as `2026-10`.
+pub fn month_before(t: DateTime<Utc>) -> String {
+    month_of(bucket_start(t, Granularity::Month) - Duration::hours(1))
+}
+
 /// A point of a period: an RFC 3339 instant, or a date (its midnight in Vietnam's time).
 pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -178,6 +183,8 @@ mod tests {
         // 23:30 UTC on the 31st is already November the 1st in Hà Nội
         assert_eq!(month_of(at("2026-10-31T17:30:00Z")), "2026-11");
         assert_eq!(month_of(at("2026-10-31T16:59:59Z")), "2026-10");
+        assert_eq!(month_before(at("2026-10-31T17:30:00Z")), "2026-10");
+        assert_eq!(month_before(at("2026-01-15T00:00:00Z")), "2025-12");
         assert_eq!(
             bucket_start(at("2026-10-31T16:59:59Z"), Granularity::Day),
             at("2026-10-30T17:00:00Z")

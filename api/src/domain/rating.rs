@@ -213,6 +213,21 @@ pub enum RatingError {
     Money(#[from] MoneyError),
 }
 
+/// `from`, `to` and the instants strictly between them, in order, once each: the bounds of
+/// the pieces `[from, to)` is cut into.
+fn cuts(
+    instants: impl Iterator<Item = DateTime<Utc>>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<DateTime<Utc>> {
+    let mut out: Vec<DateTime<Utc>> = instants.filter(|t| *t > from && *t < to).collect();
+    out.push(from);
+    out.push(to);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Which version is in force over each part of `[from, to)`: the organization's own card
 /// wherever it has a version in force, else the platform's. Both lists are in time order.
 pub fn versions_in<'a>(
@@ -221,16 +236,14 @@ pub fn versions_in<'a>(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<(Span, &'a Version)>, RatingError> {
-    let mut cuts: Vec<DateTime<Utc>> = platform
-        .iter()
-        .chain(organization)
-        .map(|v| v.effective_from)
-        .filter(|t| *t > from && *t < to)
-        .collect();
-    cuts.push(from);
-    cuts.push(to);
-    cuts.sort_unstable();
-    cuts.dedup();
+    let cuts = cuts(
+        platform
+            .iter()
+            .chain(organization)
+            .map(|v| v.effective_from),
+        from,
+        to,
+    );
     let in_force =
         |list: &'a [Version], at: DateTime<Utc>| list.iter().rev().find(|v| v.effective_from <= at);
     let mut out: Vec<(Span, &Version)> = Vec::new();
@@ -409,17 +422,14 @@ fn reserved_pieces(
     if to <= from {
         return Vec::new();
     }
-    let mut cuts: Vec<DateTime<Utc>> = n
-        .quota
-        .iter()
-        .map(|p| p.at)
-        .chain(versions.iter().map(|((a, _), _)| *a))
-        .filter(|t| *t > from && *t < to)
-        .collect();
-    cuts.push(from);
-    cuts.push(to);
-    cuts.sort_unstable();
-    cuts.dedup();
+    let cuts = cuts(
+        n.quota
+            .iter()
+            .map(|p| p.at)
+            .chain(versions.iter().map(|((a, _), _)| *a)),
+        from,
+        to,
+    );
     let held_at = |t: DateTime<Utc>| {
         n.quota
             .iter()

@@ -137,20 +137,7 @@ pub async fn call_with(
         None => builder.body(Body::empty()),
     }
     .unwrap_or_else(|e| panic!("{e}"));
-    let response = router
-        .oneshot(request)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (status, content_type, bytes) = send(router, request).await;
     if !status.is_success() {
         assert_eq!(
             content_type,
@@ -166,6 +153,25 @@ pub async fn call_with(
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     };
     (status, json)
+}
+
+/// Sends a request; answers the status, the content type and the body.
+async fn send(router: Router, request: Request<Body>) -> (StatusCode, String, Vec<u8>) {
+    let response = router
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (status, content_type, bytes.to_vec())
 }
 
 /// A new capacity request by the platform admin; answers its id.
@@ -224,22 +230,7 @@ pub async fn get_raw(api: &TestApi, path: &str, role: &str) -> (StatusCode, Stri
         .header(header::AUTHORIZATION, format!("Bearer {}", api.token(role)))
         .body(Body::empty())
         .unwrap_or_else(|e| panic!("{e}"));
-    let response = api
-        .router()
-        .oneshot(request)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    (status, content_type, bytes.to_vec())
+    send(api.router(), request).await
 }
 
 /// Last month's usage of the demo agencies and their invoices for it, issued, with this
@@ -255,10 +246,7 @@ pub async fn seed_billing(api: &TestApi) {
 
 /// The month before this one (YYYY-MM, Asia/Ho_Chi_Minh).
 pub fn last_month() -> String {
-    use govcloud_api::domain::period::{month_of, month_range};
-    let now = chrono::Utc::now();
-    let (start, _) = month_range(&month_of(now)).unwrap_or_else(|e| panic!("{e}"));
-    month_of(start - chrono::Duration::hours(1))
+    govcloud_api::domain::period::month_before(chrono::Utc::now())
 }
 
 /// The id of `tenant`'s invoice for `month`, as `role` lists it.

@@ -122,6 +122,18 @@ impl Kubectl {
         Ok(Self { dir })
     }
 
+    /// kubectl with exactly this kubeconfig (an agency's, as the API issued it).
+    pub fn with_kubeconfig(kubeconfig: &str) -> TestResult<Self> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("kubeconfig"), kubeconfig)?;
+        Ok(Self { dir })
+    }
+
+    /// The kubeconfig file it uses.
+    pub fn kubeconfig_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
     /// Runs kubectl with `args`, feeding `stdin`; answers (succeeded, stdout, stderr).
     pub async fn run(
         &self,
@@ -163,5 +175,93 @@ impl Kubectl {
             return Err(format!("kubectl {}: {err}{out}", args.join(" ")).into());
         }
         Ok(out)
+    }
+}
+
+/// The Helm chart as a cluster gets it: rendered by the real helm, applied by server-side apply.
+pub mod chart {
+    use std::process::Command;
+
+    use kube::api::Api;
+
+    use crate::TestResult;
+
+    pub const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts/govcloud");
+
+    /// `helm template` of the chart in `govcloud-system`, CRDs included.
+    pub fn helm_template(extra: &[&str]) -> TestResult<String> {
+        let helm = std::env::var_os("HELM").unwrap_or_else(|| "helm".into());
+        let out = Command::new(helm)
+            .args([
+                "template",
+                "govcloud",
+                CHART,
+                "-n",
+                "govcloud-system",
+                "--include-crds",
+            ])
+            .args(extra)
+            .output()?;
+        if !out.status.success() {
+            return Err(format!("helm template: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// Applies every object of a multi-document YAML with server-side apply (as helm 4 does).
+    pub async fn apply_all(client: &kube::Client, yaml: &str) -> TestResult {
+        use k8s_openapi::serde::Deserialize;
+        use kube::api::{DynamicObject, Patch, PatchParams};
+        use kube::core::GroupVersionKind;
+        for doc in serde_yaml::Deserializer::from_str(yaml) {
+            let value = serde_json::Value::deserialize(doc)?;
+            if value.is_null() {
+                continue;
+            }
+            let obj: DynamicObject = serde_json::from_value(value)?;
+            let types = obj
+                .types
+                .clone()
+                .ok_or("an object without apiVersion and kind")?;
+            let (group, version) = match types.api_version.split_once('/') {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (String::new(), types.api_version.clone()),
+            };
+            let gvk = GroupVersionKind::gvk(&group, &version, &types.kind);
+            let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await?;
+            let api: Api<DynamicObject> = match &caps.scope {
+                kube::discovery::Scope::Namespaced => Api::namespaced_with(
+                    client.clone(),
+                    obj.metadata
+                        .namespace
+                        .as_deref()
+                        .unwrap_or("govcloud-system"),
+                    &ar,
+                ),
+                kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &ar),
+            };
+            let name = obj
+                .metadata
+                .name
+                .clone()
+                .ok_or("an object without a name")?;
+            api.patch(
+                &name,
+                &PatchParams::apply("helm").force(),
+                &Patch::Apply(&obj),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A token for one of the chart's ServiceAccounts, from TokenRequest (as the pod would get).
+    pub async fn token_of(admin: &kube::Client, account: &str) -> TestResult<String> {
+        use k8s_openapi::api::authentication::v1::TokenRequest;
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let answer = Api::<ServiceAccount>::namespaced(admin.clone(), "govcloud-system")
+            .create_token_request(account, &Default::default(), &TokenRequest::default())
+            .await?;
+        Ok(answer.status.map(|s| s.token).unwrap_or_default())
     }
 }

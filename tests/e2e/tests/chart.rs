@@ -4,33 +4,13 @@
 //! or CEL, so what this shows is that the objects are well-formed and complete, not that the
 //! roles suffice at run time (see the note on the chart's issue).
 
-use std::process::Command;
-
+use govcloud_e2e::chart::{apply_all, helm_template, token_of};
 use govcloud_e2e::{Kubectl, TestResult};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::Api;
 
-const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts/govcloud");
-
-fn helm_template(extra: &[&str]) -> TestResult<String> {
-    let helm = std::env::var_os("HELM").unwrap_or_else(|| "helm".into());
-    let out = Command::new(helm)
-        .args([
-            "template",
-            "govcloud",
-            CHART,
-            "-n",
-            "govcloud-system",
-            "--include-crds",
-        ])
-        .args(extra)
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("helm template: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(String::from_utf8(out.stdout)?)
-}
+use govcloud_e2e::chart::CHART;
 
 #[tokio::test]
 async fn the_rendered_chart_applies_to_an_api_server() -> TestResult {
@@ -125,62 +105,6 @@ async fn the_rendered_chart_applies_to_an_api_server() -> TestResult {
 }
 
 /// Server-side applies every object of a multi-document YAML, finding each kind by discovery.
-async fn apply_all(client: &kube::Client, yaml: &str) -> TestResult {
-    use k8s_openapi::serde::Deserialize;
-    use kube::api::{DynamicObject, Patch, PatchParams};
-    use kube::core::GroupVersionKind;
-    for doc in serde_yaml::Deserializer::from_str(yaml) {
-        let value = serde_json::Value::deserialize(doc)?;
-        if value.is_null() {
-            continue;
-        }
-        let obj: DynamicObject = serde_json::from_value(value)?;
-        let types = obj
-            .types
-            .clone()
-            .ok_or("an object without apiVersion and kind")?;
-        let (group, version) = match types.api_version.split_once('/') {
-            Some((g, v)) => (g.to_string(), v.to_string()),
-            None => (String::new(), types.api_version.clone()),
-        };
-        let gvk = GroupVersionKind::gvk(&group, &version, &types.kind);
-        let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await?;
-        let api: Api<DynamicObject> = match &caps.scope {
-            kube::discovery::Scope::Namespaced => Api::namespaced_with(
-                client.clone(),
-                obj.metadata
-                    .namespace
-                    .as_deref()
-                    .unwrap_or("govcloud-system"),
-                &ar,
-            ),
-            kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &ar),
-        };
-        let name = obj
-            .metadata
-            .name
-            .clone()
-            .ok_or("an object without a name")?;
-        api.patch(
-            &name,
-            &PatchParams::apply("helm").force(),
-            &Patch::Apply(&obj),
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// A token for one of the chart's ServiceAccounts, from TokenRequest (as the pod would get).
-async fn token_of(admin: &kube::Client, account: &str) -> TestResult<String> {
-    use k8s_openapi::api::authentication::v1::TokenRequest;
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    let answer = Api::<ServiceAccount>::namespaced(admin.clone(), "govcloud-system")
-        .create_token_request(account, &Default::default(), &TokenRequest::default())
-        .await?;
-    Ok(answer.status.map(|s| s.token).unwrap_or_default())
-}
-
 /// A Tenant for the checks: the documented example without its link.
 fn example(name: &str) -> TestResult<govcloud_tenant::crd::Tenant> {
     let yaml = include_str!("../../../docs/examples/tenant.yaml").replace("nghean-stttt", name);

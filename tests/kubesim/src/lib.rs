@@ -42,6 +42,7 @@ pub mod managed;
 pub mod metrics;
 pub mod patch;
 pub mod protobuf;
+pub mod psa;
 pub mod rbac;
 pub mod resources;
 pub mod schema;
@@ -49,6 +50,7 @@ pub mod selector;
 pub mod server;
 pub mod store;
 pub mod table;
+pub mod vap;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -91,6 +93,21 @@ pub struct Config {
     /// Run the simulated scheduler and kubelet (see [`kubelet`]): pods are bound, run and are
     /// removed after graceful deletion. On by default; off, pods stay as written.
     pub kubelet: bool,
+    /// Enforce Pod Security Admission (see [`psa`]): a pod that breaks its namespace's
+    /// `pod-security.kubernetes.io/enforce` level is refused, as an API server does. Off by
+    /// default.
+    pub pod_security: bool,
+    /// Serve HTTPS with this certificate instead of plain HTTP. kubectl sends bearer tokens
+    /// only over TLS, so a test that runs kubectl with a ServiceAccount's token needs it.
+    pub tls: Option<Tls>,
+}
+
+/// A serving certificate, its key and the CA that signed it, in PEM.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub ca_pem: Vec<u8>,
 }
 
 impl Default for Config {
@@ -109,6 +126,8 @@ impl Default for Config {
             authorization: false,
             metrics_api: true,
             kubelet: true,
+            pod_security: false,
+            tls: None,
         }
     }
 }
@@ -122,11 +141,14 @@ pub enum StartError {
     },
     #[error("cannot seed the simulated cluster: {0}")]
     Seed(#[from] error::ApiError),
+    #[error("cannot load the serving certificate: {0}")]
+    Tls(std::io::Error),
 }
 
 /// A running simulator. Dropping it stops the server.
 pub struct KubeSim {
     addr: SocketAddr,
+    tls: Option<Tls>,
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -167,6 +189,7 @@ impl KubeSim {
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
         let mut store = Store::new(config.history_limit);
+        store.pod_security = config.pod_security;
         if !config.metrics_api {
             store.registry.remove_group("metrics.k8s.io");
         }
@@ -183,27 +206,58 @@ impl KubeSim {
         let app = axum::Router::new()
             .fallback(server::handle)
             .with_state(shared.clone());
-        // As Go's net/http (and so the API server) does: no Nagle delays on small writes.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "kubesim server stopped");
+        let task = match &config.tls {
+            None => tokio::spawn(async move {
+                // As Go's net/http (and so the API server) does: no Nagle delays on small writes.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                });
+                let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                    let _ = rx.await;
+                });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "kubesim server stopped");
+                }
+            }),
+            Some(tls) => {
+                // Only the ring provider is built in; installing it twice is harmless.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let rustls_config = axum_server::tls_rustls::RustlsConfig::from_pem(
+                    tls.cert_pem.clone(),
+                    tls.key_pem.clone(),
+                )
+                .await
+                .map_err(StartError::Tls)?;
+                let std_listener = listener
+                    .into_std()
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    let _ = rx.await;
+                    stopper.graceful_shutdown(Some(Duration::from_secs(1)));
+                });
+                tokio::spawn(async move {
+                    let served = axum_server::from_tcp_rustls(std_listener, rustls_config)
+                        .handle(handle)
+                        .serve(app.into_make_service())
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "kubesim server stopped");
+                    }
+                })
             }
-        });
+        };
         tracing::info!(%addr, "kubesim listening");
         let kubelet = config
             .kubelet
             .then(|| tokio::spawn(run_kubelet(shared.clone())));
         Ok(Self {
             addr,
+            tls: config.tls.clone(),
             shared,
             shutdown: Some(tx),
             task: Some(task),
@@ -217,7 +271,17 @@ impl KubeSim {
 
     /// The server URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The CA that signed the serving certificate, base64 of its PEM as kubeconfigs carry it
+    /// (`certificate-authority-data`); none over plain HTTP.
+    pub fn ca_data(&self) -> Option<String> {
+        use base64::Engine;
+        self.tls
+            .as_ref()
+            .map(|t| base64::engine::general_purpose::STANDARD.encode(&t.ca_pem))
     }
 
     /// A real `kube::Client` talking HTTP to this simulator, as its administrator.
@@ -233,12 +297,24 @@ impl KubeSim {
             .map_err(|e: http::uri::InvalidUri| kube::Error::Service(Box::new(e)))?;
         let mut config = kube::Config::new(uri);
         config.auth_info.token = Some(token.to_string().into());
+        if let Some(tls) = &self.tls {
+            let ders = pem_certificates(&tls.ca_pem);
+            config.root_cert = Some(ders);
+        }
         kube::Client::try_from(config)
     }
 
     /// A kubeconfig that kubectl, helm and kube-rs use as it is.
     pub fn kubeconfig(&self) -> String {
-        kubeconfig_yaml(&self.url())
+        let yaml = kubeconfig_yaml(&self.url());
+        match self.ca_data() {
+            Some(ca) => yaml.replacen(
+                "    server: ",
+                &format!("    certificate-authority-data: {ca}\n    server: "),
+                1,
+            ),
+            None => yaml,
+        }
     }
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
@@ -302,6 +378,32 @@ impl Drop for KubeSim {
     }
 }
 
+/// The DER certificates of a PEM bundle.
+fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        match line.trim() {
+            "-----BEGIN CERTIFICATE-----" => current = Some(String::new()),
+            "-----END CERTIFICATE-----" => {
+                if let Some(b64) = current.take()
+                    && let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64)
+                {
+                    out.push(der);
+                }
+            }
+            l => {
+                if let Some(c) = current.as_mut() {
+                    c.push_str(l);
+                }
+            }
+        }
+    }
+    out
+}
+
 pub fn kubeconfig_yaml(server: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: kubesim\n  cluster:\n    server: {server}\ncontexts:\n- name: kubesim\n  context:\n    cluster: kubesim\n    user: kubesim\n    namespace: default\ncurrent-context: kubesim\nusers:\n- name: kubesim\n  user:\n    token: kubesim\n"
@@ -341,6 +443,13 @@ fn seed(store: &mut Store, config: &Config) -> Result<(), error::ApiError> {
     store.create(&sc, "", json!({
         "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
         "provisioner": "kubesim.local/none", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"
+    }), &ctx)?;
+    // Kubernetes' bootstrap superuser role, as every cluster has it (bound to system:masters).
+    let cr = find(store, "rbac.authorization.k8s.io", "clusterroles")?;
+    store.create(&cr, "", json!({
+        "metadata": {"name": "cluster-admin", "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                  {"nonResourceURLs": ["*"], "verbs": ["*"]}]
     }), &ctx)?;
     Ok(())
 }

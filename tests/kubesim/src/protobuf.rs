@@ -131,6 +131,36 @@ const TOKEN_REQUEST: &[F] = &[
         ]),
     ),
 ];
+// authorization/v1: what `kubectl auth can-i` asks.
+const SELF_SUBJECT_ACCESS_REVIEW: &[F] = &[
+    META,
+    f(
+        2,
+        "spec",
+        Ty::Msg(&[
+            f(
+                1,
+                "resourceAttributes",
+                Ty::Msg(&[
+                    f(1, "namespace", Ty::Str),
+                    f(2, "verb", Ty::Str),
+                    f(3, "group", Ty::Str),
+                    f(4, "version", Ty::Str),
+                    f(5, "resource", Ty::Str),
+                    f(6, "subresource", Ty::Str),
+                    f(7, "name", Ty::Str),
+                ]),
+            ),
+            f(
+                2,
+                "nonResourceAttributes",
+                Ty::Msg(&[f(1, "path", Ty::Str), f(2, "verb", Ty::Str)]),
+            ),
+        ]),
+    ),
+];
+const SELF_SUBJECT_RULES_REVIEW: &[F] =
+    &[META, f(2, "spec", Ty::Msg(&[f(1, "namespace", Ty::Str)]))];
 const DELETE_OPTIONS: &[F] = &[
     f(1, "gracePeriodSeconds", Ty::Int),
     f(
@@ -205,6 +235,8 @@ fn schema_for(api_version: &str, kind: &str) -> Option<&'static [F]> {
         ("v1", "ServiceAccount") => SERVICE_ACCOUNT,
         ("v1", "ResourceQuota") => RESOURCE_QUOTA,
         ("authentication.k8s.io/v1", "TokenRequest") => TOKEN_REQUEST,
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => SELF_SUBJECT_ACCESS_REVIEW,
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => SELF_SUBJECT_RULES_REVIEW,
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => DELETE_OPTIONS,
         ("coordination.k8s.io/v1", "Lease") => LEASE,
         ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => ROLE,

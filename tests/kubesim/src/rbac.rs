@@ -9,8 +9,11 @@
 //! `*/subresource` name subresources; `resourceNames` limit a rule to those names (and so never
 //! match a `list`, `watch`, `deletecollection` or a `create` without a name); ClusterRoles with
 //! an `aggregationRule` hold the rules of every ClusterRole their selectors match. Members of
-//! `system:masters` may do anything. Non-resource URLs are not modelled: discovery is open to
-//! every authenticated caller.
+//! `system:masters` may do anything. Every authenticated caller also holds what Kubernetes'
+//! bootstrap roles `system:basic-user`, `system:discovery` and `system:public-info-viewer` give
+//! `system:authenticated` ([`BOOTSTRAP`]): asking reviews of itself, and reading discovery, the
+//! OpenAPI documents, health and version. Non-resource URLs are judged by `nonResourceURLs`
+//! rules (an exact path, or a prefix ending in `*`).
 
 use std::sync::Arc;
 
@@ -218,6 +221,211 @@ pub fn rules_for<'a>(policy: &'a Policy, id: &Identity, namespace: Option<&str>)
     out
 }
 
+/// The rules a binding's `roleRef` grants, in the binding's namespace (`None`: cluster-wide);
+/// `None` when the role does not exist.
+pub fn granted_by<'a>(
+    policy: &'a Policy,
+    role_ref: &Value,
+    namespace: Option<&str>,
+) -> Option<Vec<&'a Value>> {
+    let kind = role_ref
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = role_ref
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let exists = match kind {
+        "ClusterRole" => policy.cluster_roles.iter().any(|r| meta(r, "name") == name),
+        "Role" => policy
+            .roles
+            .iter()
+            .any(|r| meta(r, "name") == name && Some(meta(r, "namespace")) == namespace),
+        _ => false,
+    };
+    exists.then(|| role_rules(policy, role_ref, namespace))
+}
+
+fn rule_text(r: &Value) -> String {
+    let list = |k: &str| {
+        strs(r.get(k))
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if r.get("nonResourceURLs").is_some() {
+        format!(
+            "{{NonResourceURLs:[{}], Verbs:[{}]}}",
+            list("nonResourceURLs"),
+            list("verbs")
+        )
+    } else {
+        let names = if r.get("resourceNames").is_some() {
+            format!(", ResourceNames:[{}]", list("resourceNames"))
+        } else {
+            String::new()
+        };
+        format!(
+            "{{APIGroups:[{}], Resources:[{}]{names}, Verbs:[{}]}}",
+            list("apiGroups"),
+            list("resources"),
+            list("verbs")
+        )
+    }
+}
+
+/// Escalation prevention, as Kubernetes' RBAC storage does it: a caller may grant (in a Role or
+/// ClusterRole, or by binding one) only permissions it already holds where they are granted.
+/// Answers the rules it does not hold, as the API server lists them; empty when it may.
+pub fn not_held(
+    policy: &Policy,
+    id: &Identity,
+    rules: &[&Value],
+    namespace: Option<&str>,
+) -> Vec<String> {
+    if id.groups.iter().any(|g| g == "system:masters") {
+        return Vec::new();
+    }
+    let mut missing = Vec::new();
+    for r in rules {
+        let verbs = strs(r.get("verbs"));
+        let held = if let Some(urls) = r.get("nonResourceURLs") {
+            strs(Some(urls))
+                .iter()
+                .all(|u| verbs.iter().all(|v| allowed_path(policy, id, u, v)))
+        } else {
+            let groups = strs(r.get("apiGroups"));
+            let resources = strs(r.get("resources"));
+            let names = strs(r.get("resourceNames"));
+            let names: Vec<Option<&str>> = if names.is_empty() {
+                vec![None]
+            } else {
+                names.into_iter().map(Some).collect()
+            };
+            groups.iter().all(|g| {
+                resources.iter().all(|res| {
+                    let (resource, sub) = match res.split_once('/') {
+                        Some((r, s)) => (r, Some(s.to_string())),
+                        None => (*res, None),
+                    };
+                    verbs.iter().all(|v| {
+                        names.iter().all(|n| {
+                            let a = Attributes {
+                                verb: v.to_string(),
+                                group: g.to_string(),
+                                resource: resource.to_string(),
+                                subresource: sub.clone(),
+                                namespace: namespace.map(String::from),
+                                name: n.map(String::from),
+                            };
+                            // held by a rule of the caller's, literally ("*" only by "*")
+                            rules_for(policy, id, namespace)
+                                .iter()
+                                .any(|mine| rule_matches(mine, &a))
+                        })
+                    })
+                })
+            })
+        };
+        if !held {
+            missing.push(rule_text(r));
+        }
+    }
+    missing
+}
+
+/// The API server's refusal of an escalation.
+pub fn escalation_message(id: &Identity, missing: &[String]) -> String {
+    format!(
+        "user {:?} (groups={:?}) is attempting to grant RBAC permissions not currently held:\n{}",
+        id.user,
+        id.groups,
+        missing.join("\n")
+    )
+}
+
+/// What Kubernetes' bootstrap ClusterRoles bind to every authenticated user
+/// (`system:basic-user`, `system:discovery`, `system:public-info-viewer`).
+pub static BOOTSTRAP: std::sync::LazyLock<Vec<Value>> = std::sync::LazyLock::new(|| {
+    vec![
+        serde_json::json!({"apiGroups": ["authorization.k8s.io"],
+            "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]}),
+        serde_json::json!({"apiGroups": ["authentication.k8s.io"],
+            "resources": ["selfsubjectreviews"], "verbs": ["create"]}),
+        serde_json::json!({"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz",
+            "/livez", "/readyz", "/openapi", "/openapi/*", "/version", "/version/"], "verbs": ["get"]}),
+    ]
+});
+
+fn authenticated(id: &Identity) -> bool {
+    id.groups.iter().any(|g| g == "system:authenticated")
+}
+
+/// Whether RBAC allows `verb` on the non-resource `path` (`/healthz`, `/apis/…`).
+pub fn allowed_path(policy: &Policy, id: &Identity, path: &str, verb: &str) -> bool {
+    if id.groups.iter().any(|g| g == "system:masters") {
+        return true;
+    }
+    let bootstrap = authenticated(id)
+        .then(|| BOOTSTRAP.iter())
+        .into_iter()
+        .flatten();
+    rules_for(policy, id, None)
+        .into_iter()
+        .chain(bootstrap)
+        .any(|r| {
+            let verbs = strs(r.get("verbs"));
+            let urls = strs(r.get("nonResourceURLs"));
+            verbs.iter().any(|v| *v == "*" || *v == verb)
+                && urls.iter().any(|u| match u.strip_suffix('*') {
+                    Some(prefix) => path.starts_with(prefix),
+                    None => *u == path,
+                })
+        })
+}
+
+/// What a SelfSubjectRulesReview answers for `id` in `namespace`: its resource rules and its
+/// non-resource rules, as the API server lists them (bootstrap rules included).
+pub fn rules_review(policy: &Policy, id: &Identity, namespace: &str) -> (Vec<Value>, Vec<Value>) {
+    if id.groups.iter().any(|g| g == "system:masters") {
+        return (
+            vec![serde_json::json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})],
+            vec![serde_json::json!({"verbs": ["*"], "nonResourceURLs": ["*"]})],
+        );
+    }
+    let bootstrap = authenticated(id)
+        .then(|| BOOTSTRAP.iter())
+        .into_iter()
+        .flatten();
+    let mut resources = Vec::new();
+    let mut paths = Vec::new();
+    for r in rules_for(policy, id, Some(namespace))
+        .into_iter()
+        .chain(bootstrap)
+    {
+        let verbs = r
+            .get("verbs")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!([]));
+        if let Some(urls) = r.get("nonResourceURLs") {
+            paths.push(serde_json::json!({"verbs": verbs, "nonResourceURLs": urls}));
+        } else {
+            let mut rule = serde_json::json!({
+                "verbs": verbs,
+                "apiGroups": r.get("apiGroups").cloned().unwrap_or_else(|| serde_json::json!([])),
+                "resources": r.get("resources").cloned().unwrap_or_else(|| serde_json::json!([])),
+            });
+            if let Some(names) = r.get("resourceNames") {
+                rule["resourceNames"] = names.clone();
+            }
+            resources.push(rule);
+        }
+    }
+    (resources, paths)
+}
+
 /// Whether RBAC allows the request.
 pub fn allowed(policy: &Policy, id: &Identity, a: &Attributes) -> bool {
     if id.groups.iter().any(|g| g == "system:masters") {
@@ -232,9 +440,14 @@ pub fn allowed(policy: &Policy, id: &Identity, a: &Attributes) -> bool {
     } else {
         a.clone()
     };
+    let bootstrap = authenticated(id)
+        .then(|| BOOTSTRAP.iter())
+        .into_iter()
+        .flatten();
     rules_for(policy, id, a.namespace.as_deref())
         .into_iter()
-        .any(|r| rule_matches(r, &a))
+        .chain(bootstrap)
+        .any(|r| r.get("nonResourceURLs").is_none() && rule_matches(r, &a))
 }
 
 /// The API server's 403 message for a refused request.
@@ -311,6 +524,69 @@ mod tests {
                        "subjects": [{"kind": "User", "name": "scaler"}]}),
             ]),
         }
+    }
+
+    #[test]
+    fn nobody_grants_what_it_does_not_hold() {
+        let p = policy();
+        let app = Identity::service_account("a", "app");
+        // it holds every configmap verb in a: it may bind the Role cm there, not the reader
+        // ClusterRole's pods/log nor anything in b
+        let cm =
+            granted_by(&p, &json!({"kind": "Role", "name": "cm"}), Some("a")).unwrap_or_default();
+        assert!(not_held(&p, &app, &cm, Some("a")).is_empty());
+        let star = json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]});
+        let missing = not_held(&p, &app, &[&star], Some("a"));
+        assert_eq!(
+            missing,
+            ["{APIGroups:[\"*\"], Resources:[\"*\"], Verbs:[\"*\"]}"]
+        );
+        assert!(!not_held(&p, &app, &cm, Some("b")).is_empty());
+        assert!(
+            granted_by(
+                &p,
+                &json!({"kind": "ClusterRole", "name": "missing"}),
+                Some("a")
+            )
+            .is_none()
+        );
+        let masters = Identity {
+            user: "root".into(),
+            groups: vec!["system:masters".into()],
+        };
+        assert!(not_held(&p, &masters, &[&star], None).is_empty());
+    }
+
+    #[test]
+    fn every_authenticated_user_may_ask_about_itself_and_read_discovery() {
+        let p = policy();
+        let app = Identity::service_account("a", "app");
+        assert!(allowed(
+            &p,
+            &app,
+            &attrs(
+                "create",
+                "authorization.k8s.io",
+                "selfsubjectaccessreviews",
+                None,
+                None
+            )
+        ));
+        assert!(allowed_path(&p, &app, "/apis/apps/v1", "get"));
+        assert!(!allowed_path(&p, &app, "/metrics", "get"));
+        let (resources, paths) = rules_review(&p, &app, "a");
+        assert!(
+            resources
+                .iter()
+                .any(|r| r["resources"] == json!(["configmaps"]))
+        );
+        assert!(!paths.is_empty());
+        let (resources, _) = rules_review(&p, &app, "b");
+        assert!(
+            resources
+                .iter()
+                .all(|r| r["resources"] != json!(["configmaps"]))
+        );
     }
 
     #[test]

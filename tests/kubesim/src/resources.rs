@@ -253,6 +253,27 @@ const BUILTINS: &[Builtin] = &[
         true,
         true,
     ),
+    // Reviews are not stored: a create answers whether the caller may (server::review).
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        false,
+        &[],
+        false,
+        false,
+    ),
+    b(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        false,
+        &[],
+        false,
+        false,
+    ),
     b(
         "rbac.authorization.k8s.io",
         "v1",

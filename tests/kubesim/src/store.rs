@@ -80,6 +80,8 @@ pub struct WriteCtx {
     pub force: bool,
     /// `fieldValidation=Strict`: unknown fields are refused instead of pruned.
     pub strict: bool,
+    /// Who writes, when requests are authenticated: ValidatingAdmissionPolicies judge it.
+    pub user: Option<crate::rbac::Identity>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -121,6 +123,8 @@ pub struct Store {
     next_node_port: u32,
     /// Tokens issued by TokenRequest: whose, and until when (unix seconds).
     tokens: HashMap<String, IssuedToken>,
+    /// Whether Pod Security Admission enforces namespaces' `enforce` levels on pods.
+    pub pod_security: bool,
 }
 
 /// A ServiceAccount token the simulator issued.
@@ -296,6 +300,7 @@ impl Store {
             history_limit: history_limit.max(1),
             compacted: 1,
             tx,
+            pod_security: false,
             next_ip: 10,
             next_node_port: 30000,
             tokens: HashMap::new(),
@@ -584,6 +589,9 @@ impl Store {
             return Ok(());
         }
         if rt.is("", "pods") {
+            if self.pod_security {
+                self.admit_pod_security(ns, name, obj)?;
+            }
             let lrs = self.of_kind("", "limitranges", ns);
             let refs: Vec<&Value> = lrs.iter().map(|v| v.as_ref()).collect();
             admission::apply_limit_ranges(obj, &refs)
@@ -622,6 +630,95 @@ impl Store {
                 .map_err(|why| ApiError::forbidden(&rt.group, &rt.plural, name, &why))?;
         }
         Ok(())
+    }
+
+    /// ValidatingAdmissionPolicies judge an authenticated write (see [`crate::vap`]); a policy
+    /// whose CEL the simulator cannot evaluate is refused when it is written.
+    #[allow(clippy::too_many_arguments)]
+    fn admit_policies(
+        &self,
+        operation: &str,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        object: Option<&Value>,
+        old_object: Option<&Value>,
+        ctx: &WriteCtx,
+    ) -> ApiResult<()> {
+        if rt.is(
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicies",
+        ) && let Some(policy) = object
+        {
+            crate::vap::check_policy(policy)
+                .map_err(|why| ApiError::invalid(&rt.kind, name, "spec", &why))?;
+        }
+        let Some(user) = &ctx.user else {
+            return Ok(());
+        };
+        let policies = self.of_kind(
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicies",
+            "",
+        );
+        if policies.is_empty() {
+            return Ok(());
+        }
+        let bindings = self.of_kind(
+            "admissionregistration.k8s.io",
+            "validatingadmissionpolicybindings",
+            "",
+        );
+        let nskey = ResKey {
+            group: String::new(),
+            plural: "namespaces".into(),
+        };
+        let namespace_object = if rt.is("", "namespaces") {
+            object.or(old_object).cloned().map(Arc::new)
+        } else if rt.namespaced {
+            self.lookup(&nskey, "", ns)
+        } else {
+            None
+        };
+        let request = crate::vap::Request {
+            operation,
+            user,
+            group: &rt.group,
+            version: &rt.version,
+            kind: &rt.kind,
+            resource: &rt.plural,
+            namespace: if rt.namespaced { ns } else { "" },
+            name,
+            object,
+            old_object,
+            namespace_object: namespace_object.as_deref(),
+        };
+        crate::vap::admit(&policies, &bindings, &request)
+            .map_err(|why| ApiError::forbidden(&rt.group, &rt.plural, name, &why))
+    }
+
+    /// Pod Security Admission: the pod is refused when it breaks its namespace's `enforce` level.
+    fn admit_pod_security(&self, ns: &str, name: &str, pod: &Value) -> ApiResult<()> {
+        let nskey = ResKey {
+            group: String::new(),
+            plural: "namespaces".into(),
+        };
+        let Some(level) = self
+            .lookup(&nskey, "", ns)
+            .and_then(|n| crate::psa::enforced(&n))
+        else {
+            return Ok(());
+        };
+        let v = crate::psa::violations(pod.get("spec").unwrap_or(&Value::Null), level);
+        if v.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(
+            "",
+            "pods",
+            name,
+            &crate::psa::refusal(level, &v),
+        ))
     }
 
     fn allocate_service(&mut self, svc: &mut Value) {
@@ -793,6 +890,7 @@ impl Store {
         self.default_new(rt, &mut obj)?;
         Self::check_schema(rt, &name, &mut obj, ctx)?;
         self.admit(rt, ns, &name, &mut obj)?;
+        self.admit_policies("CREATE", rt, ns, &name, Some(&obj), None, ctx)?;
         if !applied && !ctx.manager.is_empty() {
             managed::record_update(None, &mut obj, &ctx.manager, &rt.api_version(), &time, None);
         }
@@ -1057,6 +1155,9 @@ impl Store {
         if comparable(&new) == comparable(live) {
             return Ok((**live).clone());
         }
+        if part == Part::Main {
+            self.admit_policies("UPDATE", rt, ns, name, Some(&new), Some(live), ctx)?;
+        }
         if ctx.dry_run {
             return Ok(new);
         }
@@ -1225,6 +1326,7 @@ impl Store {
                 return Err(ApiError::conflict(&rt.group, &rt.plural, name, &why));
             }
         }
+        self.admit_policies("DELETE", rt, ns, name, None, Some(&live), ctx)?;
         if ctx.dry_run {
             return Ok((*live).clone());
         }

@@ -44,6 +44,19 @@ struct Args {
     /// Do not run the simulated scheduler and kubelet: pods stay as written.
     #[arg(long)]
     no_kubelet: bool,
+    /// Enforce Pod Security Admission at each namespace's `pod-security.kubernetes.io/enforce`
+    /// level.
+    #[arg(long)]
+    pod_security: bool,
+    /// Serve HTTPS with this certificate (PEM); kubectl sends tokens only over TLS.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's key (PEM).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// The CA that signed the certificate (PEM), written into the kubeconfig.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -68,6 +81,15 @@ async fn main() -> anyhow::Result<()> {
         authorization: args.authorization,
         metrics_api: !args.no_metrics_api,
         kubelet: !args.no_kubelet,
+        pod_security: args.pod_security,
+        tls: match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(kubesim::Tls {
+                cert_pem: std::fs::read(cert)?,
+                key_pem: std::fs::read(key)?,
+                ca_pem: std::fs::read(ca)?,
+            }),
+            _ => None,
+        },
     };
     let sim = kubesim::KubeSim::start_with(config, args.listen).await?;
     sim.write_kubeconfig(&args.kubeconfig)?;

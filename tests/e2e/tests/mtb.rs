@@ -212,6 +212,16 @@ impl Platform {
         Ok(allowed)
     }
 
+    /// The simulated network's answer, once both pods run.
+    async fn reach(&self, from: (&str, &str), to: (&str, &str), port: i64) -> TestResult<bool> {
+        Ok(
+            eventually(&format!("{from:?} and {to:?} running"), || async {
+                self.sim.can_reach(from, to, port).ok_or("not running yet")
+            })
+            .await?,
+        )
+    }
+
     async fn resources(&self, namespaced: bool) -> TestResult<Vec<String>> {
         let out = self
             .admin
@@ -536,6 +546,88 @@ impl Platform {
             said,
         );
 
+        // NI-1, which MTB dropped: another agency's pods reach the agency's only over the link
+        // the agency approved (demo-sotc's prod → demo-stttt, port 443), in that direction only.
+        let admin = self.sim.client()?;
+        let mut web = pod("web");
+        web["spec"]["containers"][0]["ports"] =
+            json!([{"name": "https", "containerPort": 443}, {"name": "http", "containerPort": 80}]);
+        let (made, said) = self.create(&web).await?;
+        let mut peers = Vec::new();
+        for (ns, name) in [
+            ("demo-stttt-staging", "peer"),
+            (OTHER, "client"),
+            ("demo-ministry-data-prod", "intruder"),
+        ] {
+            let mut p = pod(name);
+            p["metadata"]["namespace"] = json!(ns);
+            p["spec"]["containers"][0]["ports"] = json!([{"name": "https", "containerPort": 443}]);
+            let p: k8s_openapi::api::core::v1::Pod = serde_json::from_value(p)?;
+            Api::<k8s_openapi::api::core::v1::Pod>::namespaced(admin.clone(), ns)
+                .create(&PostParams::default(), &p)
+                .await?;
+            peers.push((ns, name));
+        }
+        let cases = [
+            (
+                "the linked agency, on the granted port",
+                (OTHER, "client"),
+                (OWN, "web"),
+                443,
+                true,
+            ),
+            (
+                "the linked agency, on another port",
+                (OTHER, "client"),
+                (OWN, "web"),
+                80,
+                false,
+            ),
+            (
+                "the linked agency, into its other namespace",
+                (OTHER, "client"),
+                ("demo-stttt-staging", "peer"),
+                443,
+                true,
+            ),
+            (
+                "the agency towards the linked one (not granted)",
+                (OWN, "web"),
+                (OTHER, "client"),
+                443,
+                false,
+            ),
+            (
+                "another organization's agency",
+                ("demo-ministry-data-prod", "intruder"),
+                (OWN, "web"),
+                443,
+                false,
+            ),
+            (
+                "the agency's own other namespace",
+                ("demo-stttt-staging", "peer"),
+                (OWN, "web"),
+                80,
+                true,
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (what, from, to, port, want) in cases {
+            let got = self.reach(from, to, port).await?;
+            if got != want {
+                wrong.push(format!(
+                    "{what}: {from:?} → {to:?}:{port} {}",
+                    if got { "reached" } else { "blocked" }
+                ));
+            }
+        }
+        push(
+            "agencies reach each other only over granted links (NI-1)",
+            made && wrong.is_empty(),
+            format!("{said}; {wrong:?}"),
+        );
+
         // Ordinary work keeps working.
         let mut work = Vec::new();
         let ok_pod = pod("ok");
@@ -648,8 +740,8 @@ async fn an_agencys_kubeconfig_passes_the_multi_tenancy_benchmark(db: PgPool) ->
     Ok(())
 }
 
-/// The suite can fail: a tenant ClusterRole that also reads Nodes and writes quotas
-/// (test-only) is caught.
+/// The suite can fail: a tenant ClusterRole that also writes quotas, and NetworkPolicies that
+/// open the agency to another organization's (all test-only), are caught.
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
 async fn a_weakened_tenant_role_fails_the_benchmark(db: PgPool) -> TestResult {
     let p = platform(db).await?;
@@ -678,6 +770,28 @@ async fn a_weakened_tenant_role_fails_the_benchmark(db: PgPool) -> TestResult {
             &Patch::Apply(&weak),
         )
         .await?;
+    // and NetworkPolicies (test-only, as an administrator) that open the agency to everyone and
+    // let another organization's agency out: isolation needs both ends, so both are opened
+    let nps = Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced;
+    for (ns, kind, rule) in [
+        (
+            OWN,
+            "Ingress",
+            json!({"ingress": [{"from": [{"namespaceSelector": {}}]}]}),
+        ),
+        ("demo-ministry-data-prod", "Egress", json!({"egress": [{}]})),
+    ] {
+        let mut spec = json!({"podSelector": {}, "policyTypes": [kind]});
+        if let (Some(s), Some(r)) = (spec.as_object_mut(), rule.as_object()) {
+            s.extend(r.clone());
+        }
+        let open: k8s_openapi::api::networking::v1::NetworkPolicy = serde_json::from_value(
+            json!({"metadata": {"name": "open-to-all", "namespace": ns}, "spec": spec}),
+        )?;
+        nps(p.sim.client()?, ns)
+            .create(&PostParams::default(), &open)
+            .await?;
+    }
     let outcomes = p.checks().await?;
     let failed: Vec<&str> = outcomes
         .iter()
@@ -691,6 +805,10 @@ async fn a_weakened_tenant_role_fails_the_benchmark(db: PgPool) -> TestResult {
     );
     assert!(
         failed.contains(&"block multi-tenancy resources"),
+        "{failed:?}"
+    );
+    assert!(
+        failed.contains(&"agencies reach each other only over granted links (NI-1)"),
         "{failed:?}"
     );
     Ok(())

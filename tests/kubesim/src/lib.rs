@@ -40,6 +40,7 @@ pub mod error;
 pub mod kubelet;
 pub mod managed;
 pub mod metrics;
+pub mod netpol;
 pub mod patch;
 pub mod protobuf;
 pub mod psa;
@@ -319,6 +320,13 @@ impl KubeSim {
 
     pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, self.kubeconfig())
+    }
+
+    /// Whether pod `from` (namespace, name) may open a TCP connection to pod `to` on `port`,
+    /// as the cluster's NetworkPolicies decide it (the simulated network's answer, for tests:
+    /// there is no traffic to send); `None` while a pod is missing or has no IP.
+    pub fn can_reach(&self, from: (&str, &str), to: (&str, &str), port: i64) -> Option<bool> {
+        self.shared.store().reachable(from, to, port)
     }
 
     /// Forgets the watch history: watches resuming from any earlier resourceVersion get 410 Gone.

@@ -632,6 +632,50 @@ impl Store {
         Ok(())
     }
 
+    /// Whether pod `from` (namespace, name) may open a TCP connection to pod `to` on `port`
+    /// under the cluster's NetworkPolicies (see [`crate::netpol`]); `None` when a pod or its
+    /// namespace does not exist, or a pod has no IP yet.
+    pub fn reachable(&self, from: (&str, &str), to: (&str, &str), port: i64) -> Option<bool> {
+        let pods = ResKey {
+            group: String::new(),
+            plural: "pods".into(),
+        };
+        let namespaces = ResKey {
+            group: String::new(),
+            plural: "namespaces".into(),
+        };
+        let end = |(ns, name): (&str, &str)| {
+            let pod = self.lookup(&pods, ns, name)?;
+            pod.pointer("/status/podIP")?;
+            Some((pod, self.lookup(&namespaces, "", ns)?))
+        };
+        let (from_pod, from_ns) = end(from)?;
+        let (to_pod, to_ns) = end(to)?;
+        let key = ResKey {
+            group: "networking.k8s.io".into(),
+            plural: "networkpolicies".into(),
+        };
+        let policies: Vec<Arc<Value>> = self
+            .objects
+            .get(&key)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        let refs: Vec<&Value> = policies.iter().map(|p| p.as_ref()).collect();
+        Some(crate::netpol::allowed(
+            &refs,
+            crate::netpol::End {
+                pod: &from_pod,
+                namespace: &from_ns,
+            },
+            crate::netpol::End {
+                pod: &to_pod,
+                namespace: &to_ns,
+            },
+            port,
+            "TCP",
+        ))
+    }
+
     /// ValidatingAdmissionPolicies judge an authenticated write (see [`crate::vap`]); a policy
     /// whose CEL the simulator cannot evaluate is refused when it is written.
     #[allow(clippy::too_many_arguments)]

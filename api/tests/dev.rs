@@ -269,3 +269,82 @@ async fn wait_for_kubectl(kubeconfig: &Path, manifest: &Path, home: &Path) -> bo
     }
     false
 }
+
+/// Stops `govcloud dev` as Ctrl-C does, and waits for it to finish.
+fn interrupt(dev: &mut Dev) {
+    let pid = dev.0.id().to_string();
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if dev.0.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("govcloud dev did not stop within 30 s of Ctrl-C");
+}
+
+/// A restart of `govcloud dev` keeps the simulated cluster: its address (so kubeconfigs
+/// already issued still point at it), its objects (what an agency deployed) and the tokens of
+/// the kubeconfigs issued.
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn a_restart_of_govcloud_dev_keeps_the_cluster_and_issued_kubeconfigs(db: PgPool) {
+    let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (mut dev, api, tokens) = start_dev(&db, state.path()).await;
+    let client = reqwest::Client::new();
+    let admin = tokens["tenant-admin"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let issued: Value = loop {
+        let r = client
+            .post(format!("{api}/v1/tenants/demo-stttt/kubeconfig"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"namespace": "prod"}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if r.status().is_success() {
+            break r.json().await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let kubeconfig = state.path().join("agency.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        issued["kubeconfig"].as_str().unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let manifest = state.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: demo-stttt-prod}\ndata: {release: one}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(wait_for_kubectl(&kubeconfig, &manifest, state.path()).await);
+    // let the periodic save see it, then stop as Ctrl-C does (which saves again)
+    interrupt(&mut dev);
+    drop(dev);
+
+    let (_dev, _, _) = start_dev(&db, state.path()).await;
+    let out = Command::new(kubectl())
+        .args([
+            "get",
+            "configmap",
+            "kept",
+            "-n",
+            "demo-stttt-prod",
+            "-o",
+            "jsonpath={.data.release}",
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("HOME", state.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        out.status.success(),
+        "the issued kubeconfig no longer works after a restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one");
+}

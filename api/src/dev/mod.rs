@@ -129,16 +129,59 @@ async fn run_with_database(
     .await?;
     migrate(&db).await?;
 
-    let sim = KubeSim::start_with(kubesim::Config::default(), args.kube_listen)
-        .await
-        .map_err(|e| DevError::Simulator(e.to_string()))?;
+    // The simulated cluster survives a restart: its objects (agencies' namespaces, their Helm
+    // releases, the tokens of kubeconfigs already issued) and its address are kept in the state
+    // directory.
+    let snapshot_path = dir.join("cluster.json");
+    let address_path = dir.join("cluster-address");
+    let restore = match std::fs::read(&snapshot_path) {
+        Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
+            DevError::Simulator(format!("reading {}: {e}", snapshot_path.display()))
+        })?),
+        Err(_) => None,
+    };
+    let kept = (args.kube_listen.port() == 0)
+        .then(|| std::fs::read_to_string(&address_path).ok())
+        .flatten()
+        .and_then(|a| a.trim().parse::<SocketAddr>().ok());
+    let config = || kubesim::Config {
+        restore: restore.clone(),
+        ..kubesim::Config::default()
+    };
+    let sim = match kept {
+        Some(addr) => match KubeSim::start_with(config(), addr).await {
+            Ok(sim) => sim,
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "the simulated cluster's last address is taken; using another");
+                KubeSim::start_with(config(), args.kube_listen)
+                    .await
+                    .map_err(|e| DevError::Simulator(e.to_string()))?
+            }
+        },
+        None => KubeSim::start_with(config(), args.kube_listen)
+            .await
+            .map_err(|e| DevError::Simulator(e.to_string()))?,
+    };
+    std::fs::write(&address_path, sim.addr().to_string()).map_err(|source| DevError::Write {
+        path: address_path.clone(),
+        source,
+    })?;
     let client = sim
         .client()
         .map_err(|e| DevError::Simulator(e.to_string()))?;
-    Api::<CustomResourceDefinition>::all(client.clone())
+    match Api::<CustomResourceDefinition>::all(client.clone())
         .create(&PostParams::default(), &Tenant::crd())
         .await
-        .map_err(|e| DevError::Simulator(format!("installing the Tenant CRD: {e}")))?;
+    {
+        Ok(_) => {}
+        // restored from the state directory
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => {
+            return Err(DevError::Simulator(format!(
+                "installing the Tenant CRD: {e}"
+            )));
+        }
+    }
     let kubeconfig = dir.join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig)
         .map_err(|source| DevError::Write {
@@ -217,6 +260,20 @@ async fn run_with_database(
         stopped(),
     ));
     demo_pods(&sim).await;
+    // Saved every few seconds too, so a crash loses little.
+    let saving = {
+        let sim_snapshot = sim.snapshot_handle();
+        let path = snapshot_path.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                if let Err(e) = write_atomically(&path, &sim_snapshot()) {
+                    tracing::warn!(error = %e, "the simulated cluster could not be saved");
+                }
+            }
+        })
+    };
     println!(
         "govcloud dev is running (Ctrl-C stops everything)\n\
          \n  API          http://{api}   (OpenAPI document: http://{api}/openapi.json)\
@@ -250,9 +307,27 @@ async fn run_with_database(
     )
     .await;
     let _ = operator.await;
+    saving.abort();
+    if let Err(e) = save_snapshot(&sim, &snapshot_path) {
+        tracing::warn!(error = %e, "the simulated cluster could not be saved");
+    }
     sim.shutdown().await;
     println!("govcloud dev stopped");
     served.map_err(DevError::from)
+}
+
+/// Writes a file whole or not at all (a temporary file, then a rename).
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn save_snapshot(sim: &KubeSim, path: &Path) -> std::io::Result<()> {
+    write_atomically(
+        path,
+        &serde_json::to_vec(&sim.snapshot()).unwrap_or_default(),
+    )
 }
 
 /// Demo pods in the demo agencies' namespaces, with some use, so usage shows real numbers.

@@ -98,6 +98,9 @@ pub struct Config {
     /// `pod-security.kubernetes.io/enforce` level is refused, as an API server does. Off by
     /// default.
     pub pod_security: bool,
+    /// Start from a [`KubeSim::snapshot`] instead of an empty cluster (what `govcloud dev`
+    /// keeps in its state directory across restarts).
+    pub restore: Option<serde_json::Value>,
     /// Serve HTTPS with this certificate instead of plain HTTP. kubectl sends bearer tokens
     /// only over TLS, so a test that runs kubectl with a ServiceAccount's token needs it.
     pub tls: Option<Tls>,
@@ -128,6 +131,7 @@ impl Default for Config {
             metrics_api: true,
             kubelet: true,
             pod_security: false,
+            restore: None,
             tls: None,
         }
     }
@@ -144,6 +148,8 @@ pub enum StartError {
     Seed(#[from] error::ApiError),
     #[error("cannot load the serving certificate: {0}")]
     Tls(std::io::Error),
+    #[error("cannot restore the snapshot: {0}")]
+    Restore(String),
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -195,6 +201,9 @@ impl KubeSim {
             store.registry.remove_group("metrics.k8s.io");
         }
         seed(&mut store, &config)?;
+        if let Some(snapshot) = &config.restore {
+            store.restore(snapshot).map_err(StartError::Restore)?;
+        }
         let (epoch, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
@@ -327,6 +336,17 @@ impl KubeSim {
     /// there is no traffic to send); `None` while a pod is missing or has no IP.
     pub fn can_reach(&self, from: (&str, &str), to: (&str, &str), port: i64) -> Option<bool> {
         self.shared.store().reachable(from, to, port)
+    }
+
+    /// Everything the cluster holds, for [`Config::restore`].
+    pub fn snapshot(&self) -> serde_json::Value {
+        self.shared.store().snapshot()
+    }
+
+    /// A function that takes the snapshot as JSON bytes, for a task that outlives a borrow.
+    pub fn snapshot_handle(&self) -> impl Fn() -> Vec<u8> + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || serde_json::to_vec(&shared.store().snapshot()).unwrap_or_default()
     }
 
     /// Forgets the watch history: watches resuming from any earlier resourceVersion get 410 Gone.

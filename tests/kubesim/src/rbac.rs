@@ -153,11 +153,12 @@ fn cluster_role_rules<'a>(policy: &'a Policy, role: &'a Value) -> Vec<&'a Value>
     rules
 }
 
+/// The rules `role_ref` names, for a binding in `binding_ns`; `None` when the role does not exist.
 fn role_rules<'a>(
     policy: &'a Policy,
     role_ref: &Value,
     binding_ns: Option<&str>,
-) -> Vec<&'a Value> {
+) -> Option<Vec<&'a Value>> {
     let kind = role_ref
         .get("kind")
         .and_then(Value::as_str)
@@ -171,16 +172,18 @@ fn role_rules<'a>(
             .cluster_roles
             .iter()
             .find(|r| meta(r, "name") == name)
-            .map(|r| cluster_role_rules(policy, r))
-            .unwrap_or_default(),
+            .map(|r| cluster_role_rules(policy, r)),
         ("Role", Some(ns)) => policy
             .roles
             .iter()
             .find(|r| meta(r, "name") == name && meta(r, "namespace") == ns)
-            .and_then(|r| r.get("rules").and_then(Value::as_array))
-            .map(|r| r.iter().collect())
-            .unwrap_or_default(),
-        _ => Vec::new(),
+            .map(|r| {
+                r.get("rules")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().collect())
+                    .unwrap_or_default()
+            }),
+        _ => None,
     }
 }
 
@@ -192,11 +195,10 @@ pub fn rules_for<'a>(policy: &'a Policy, id: &Identity, namespace: Option<&str>)
             .and_then(Value::as_array)
             .is_some_and(|s| s.iter().any(|s| subject_matches(s, id, "")))
         {
-            out.extend(role_rules(
-                policy,
-                b.get("roleRef").unwrap_or(&Value::Null),
-                None,
-            ));
+            out.extend(
+                role_rules(policy, b.get("roleRef").unwrap_or(&Value::Null), None)
+                    .unwrap_or_default(),
+            );
         }
     }
     if let Some(ns) = namespace {
@@ -210,11 +212,10 @@ pub fn rules_for<'a>(policy: &'a Policy, id: &Identity, namespace: Option<&str>)
                 .and_then(Value::as_array)
                 .is_some_and(|s| s.iter().any(|s| subject_matches(s, id, ns)));
             if bound {
-                out.extend(role_rules(
-                    policy,
-                    b.get("roleRef").unwrap_or(&Value::Null),
-                    Some(ns),
-                ));
+                out.extend(
+                    role_rules(policy, b.get("roleRef").unwrap_or(&Value::Null), Some(ns))
+                        .unwrap_or_default(),
+                );
             }
         }
     }
@@ -228,23 +229,7 @@ pub fn granted_by<'a>(
     role_ref: &Value,
     namespace: Option<&str>,
 ) -> Option<Vec<&'a Value>> {
-    let kind = role_ref
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let name = role_ref
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let exists = match kind {
-        "ClusterRole" => policy.cluster_roles.iter().any(|r| meta(r, "name") == name),
-        "Role" => policy
-            .roles
-            .iter()
-            .any(|r| meta(r, "name") == name && Some(meta(r, "namespace")) == namespace),
-        _ => false,
-    };
-    exists.then(|| role_rules(policy, role_ref, namespace))
+    role_rules(policy, role_ref, namespace)
 }
 
 fn rule_text(r: &Value) -> String {

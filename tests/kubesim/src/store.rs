@@ -632,6 +632,113 @@ impl Store {
         Ok(())
     }
 
+    /// Everything the cluster holds, to restore it later ([`Store::restore`]): every object as
+    /// stored (uids, owner references and managed fields kept), CustomResourceDefinitions first,
+    /// and the ServiceAccount tokens issued.
+    pub fn snapshot(&self) -> Value {
+        let crds = ResKey {
+            group: "apiextensions.k8s.io".into(),
+            plural: "customresourcedefinitions".into(),
+        };
+        let mut keys: Vec<&ResKey> = self.objects.keys().collect();
+        keys.sort_by_key(|k| (**k != crds, (*k).clone()));
+        let objects: Vec<Value> = keys
+            .into_iter()
+            .flat_map(|k| {
+                self.objects[k]
+                    .values()
+                    .map(move |o| json!({"group": k.group, "plural": k.plural, "object": **o}))
+            })
+            .collect();
+        let tokens: serde_json::Map<String, Value> = self
+            .tokens
+            .iter()
+            .map(|(t, i)| {
+                (
+                    t.clone(),
+                    json!({"namespace": i.namespace, "serviceAccount": i.service_account,
+                           "uid": i.uid, "expires": i.expires}),
+                )
+            })
+            .collect();
+        json!({"kind": "KubesimSnapshot", "version": 1, "objects": objects, "tokens": tokens,
+               "nextIp": self.next_ip, "nextNodePort": self.next_node_port})
+    }
+
+    /// Replaces what the cluster holds with a [`Store::snapshot`]. Objects keep their uids and
+    /// owners; resourceVersions are new (clients list again, as after an API server restart).
+    pub fn restore(&mut self, snapshot: &Value) -> Result<usize, String> {
+        if snapshot.get("kind").and_then(Value::as_str) != Some("KubesimSnapshot") {
+            return Err("not a kubesim snapshot".into());
+        }
+        self.objects.clear();
+        self.by_uid.clear();
+        self.dependents.clear();
+        let mut restored = 0;
+        for entry in snapshot
+            .get("objects")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let group = entry
+                .get("group")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let plural = entry
+                .get("plural")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let obj = entry.get("object").cloned().unwrap_or(Value::Null);
+            let version = obj
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .map(|av| av.rsplit('/').next().unwrap_or(av).to_string())
+                .unwrap_or_default();
+            let Some(rt) = self.registry.find(group, &version, plural).cloned() else {
+                return Err(format!("{plural}.{group}/{version} is not served"));
+            };
+            let ns = meta_str(&obj, "namespace").unwrap_or_default().to_string();
+            let name = meta_str(&obj, "name").unwrap_or_default().to_string();
+            let stored = self.commit(&rt, &ns, &name, obj, EventType::Added);
+            if rt.is("apiextensions.k8s.io", "customresourcedefinitions") {
+                self.registry.register_crd(&name, &stored);
+            }
+            restored += 1;
+        }
+        for (token, i) in snapshot
+            .get("tokens")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let text = |k: &str| {
+                i.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            self.tokens.insert(
+                token.clone(),
+                IssuedToken {
+                    namespace: text("namespace"),
+                    service_account: text("serviceAccount"),
+                    uid: text("uid"),
+                    expires: i.get("expires").and_then(Value::as_i64).unwrap_or(0),
+                },
+            );
+        }
+        if let Some(ip) = snapshot.get("nextIp").and_then(Value::as_u64) {
+            self.next_ip = u32::try_from(ip).unwrap_or(self.next_ip).max(self.next_ip);
+        }
+        if let Some(p) = snapshot.get("nextNodePort").and_then(Value::as_u64) {
+            self.next_node_port = u32::try_from(p)
+                .unwrap_or(self.next_node_port)
+                .max(self.next_node_port);
+        }
+        Ok(restored)
+    }
+
     /// Whether pod `from` (namespace, name) may open a TCP connection to pod `to` on `port`
     /// under the cluster's NetworkPolicies (see [`crate::netpol`]); `None` when a pod or its
     /// namespace does not exist, or a pod has no IP yet.

@@ -82,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         metrics_api: !args.no_metrics_api,
         kubelet: !args.no_kubelet,
         pod_security: args.pod_security,
+        restore: None,
         tls: match (&args.tls_cert, &args.tls_key, &args.tls_ca) {
             (Some(cert), Some(key), Some(ca)) => Some(kubesim::Tls {
                 cert_pem: std::fs::read(cert)?,

@@ -183,10 +183,39 @@ pub fn openapi_group_version(registry: &Registry, group: &str, version: &str) ->
             }),
         );
     }
+    // Custom resources' schemas, as the API server publishes them from their CRDs: enough for
+    // `kubectl explain` (built-in kinds have none here).
+    let mut schemas = serde_json::Map::new();
+    for t in registry.in_group_version(group, version) {
+        let Some(schema) = &t.schema else { continue };
+        let mut schema = schema.clone();
+        if let Some(m) = schema.as_object_mut() {
+            m.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": t.group, "version": t.version, "kind": t.kind}]),
+            );
+            let props = m.entry("properties").or_insert_with(|| json!({}));
+            if let Some(p) = props.as_object_mut() {
+                p.entry("apiVersion").or_insert_with(|| json!({"type": "string",
+                    "description": "APIVersion defines the versioned schema of this representation of an object."}));
+                p.entry("kind").or_insert_with(|| json!({"type": "string",
+                    "description": "Kind is a string value representing the REST resource this object represents."}));
+                p.entry("metadata").or_insert_with(|| {
+                    json!({"type": "object",
+                    "description": "Standard object's metadata."})
+                });
+            }
+        }
+        let reversed: Vec<&str> = t.group.split('.').rev().collect();
+        schemas.insert(
+            format!("{}.{}.{}", reversed.join("."), t.version, t.kind),
+            schema,
+        );
+    }
     Some(json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", KUBE_VERSION.0, KUBE_VERSION.1)},
         "paths": paths,
-        "components": {"schemas": {}}
+        "components": {"schemas": schemas}
     }))
 }

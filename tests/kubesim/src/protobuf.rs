@@ -131,6 +131,72 @@ const TOKEN_REQUEST: &[F] = &[
         ]),
     ),
 ];
+// apps/v1 Deployment, as `kubectl create deployment` writes it (the fields it sets, and the
+// common ones of a container; others are skipped).
+const LABEL_SELECTOR: &[F] = &[
+    f(1, "matchLabels", Ty::MapStr),
+    r(
+        2,
+        "matchExpressions",
+        Ty::Msg(&[
+            f(1, "key", Ty::Str),
+            f(2, "operator", Ty::Str),
+            r(3, "values", Ty::Str),
+        ]),
+    ),
+];
+const CONTAINER_PORT: &[F] = &[
+    f(1, "name", Ty::Str),
+    f(2, "hostPort", Ty::Int),
+    f(3, "containerPort", Ty::Int),
+    f(4, "protocol", Ty::Str),
+];
+const RESOURCES: &[F] = &[
+    f(1, "limits", Ty::MapQuantity),
+    f(2, "requests", Ty::MapQuantity),
+];
+const CONTAINER: &[F] = &[
+    f(1, "name", Ty::Str),
+    f(2, "image", Ty::Str),
+    r(3, "command", Ty::Str),
+    r(4, "args", Ty::Str),
+    f(5, "workingDir", Ty::Str),
+    r(6, "ports", Ty::Msg(CONTAINER_PORT)),
+    f(8, "resources", Ty::Msg(RESOURCES)),
+    f(13, "terminationMessagePath", Ty::Str),
+    f(14, "imagePullPolicy", Ty::Str),
+    f(20, "terminationMessagePolicy", Ty::Str),
+];
+const POD_SPEC: &[F] = &[
+    r(2, "containers", Ty::Msg(CONTAINER)),
+    f(3, "restartPolicy", Ty::Str),
+    f(4, "terminationGracePeriodSeconds", Ty::Int),
+    f(6, "dnsPolicy", Ty::Str),
+    f(8, "serviceAccountName", Ty::Str),
+    f(19, "schedulerName", Ty::Str),
+    r(20, "initContainers", Ty::Msg(CONTAINER)),
+];
+const DEPLOYMENT: &[F] = &[
+    META,
+    f(
+        2,
+        "spec",
+        Ty::Msg(&[
+            f(1, "replicas", Ty::Int),
+            f(2, "selector", Ty::Msg(LABEL_SELECTOR)),
+            f(
+                3,
+                "template",
+                Ty::Msg(&[META, f(2, "spec", Ty::Msg(POD_SPEC))]),
+            ),
+            f(4, "strategy", Ty::Msg(&[f(1, "type", Ty::Str)])),
+            f(5, "minReadySeconds", Ty::Int),
+            f(6, "revisionHistoryLimit", Ty::Int),
+            f(9, "progressDeadlineSeconds", Ty::Int),
+        ]),
+    ),
+];
+
 // authorization/v1: what `kubectl auth can-i` asks.
 const SELF_SUBJECT_ACCESS_REVIEW: &[F] = &[
     META,
@@ -239,6 +305,7 @@ fn schema_for(api_version: &str, kind: &str) -> Option<&'static [F]> {
         ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => SELF_SUBJECT_RULES_REVIEW,
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => DELETE_OPTIONS,
         ("coordination.k8s.io/v1", "Lease") => LEASE,
+        ("apps/v1", "Deployment") => DEPLOYMENT,
         ("rbac.authorization.k8s.io/v1", "Role" | "ClusterRole") => ROLE,
         ("rbac.authorization.k8s.io/v1", "RoleBinding" | "ClusterRoleBinding") => BINDING,
         _ => return None,

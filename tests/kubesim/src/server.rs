@@ -418,14 +418,61 @@ pub async fn handle(
     {
         return error_response(&e);
     }
+    let warning = pod_template_warning(&shared, &method, &target, &headers, &body);
     let result = route(&shared, &method, target, &q, &headers, &body, identity).await;
     match result {
-        Ok(resp) => resp,
+        Ok(mut resp) => {
+            if let Some(w) = warning.and_then(|w| http::HeaderValue::from_str(&w).ok()) {
+                resp.headers_mut().append("Warning", w);
+            }
+            resp
+        }
         Err(e) => {
             tracing::debug!(code = e.code, reason = e.reason, message = %e.message, "request refused");
             error_response(&e)
         }
     }
+}
+
+/// Pod Security Admission's warning on a workload whose pod template breaks its namespace's
+/// `warn` level (the API server admits the workload and warns; the pods it makes are refused).
+fn pod_template_warning(
+    shared: &Shared,
+    method: &Method,
+    t: &Target,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<String> {
+    if !matches!(*method, Method::POST | Method::PUT) || t.sub.is_some() {
+        return None;
+    }
+    let template = match (t.rt.group.as_str(), t.rt.plural.as_str()) {
+        ("apps", "deployments" | "statefulsets" | "daemonsets" | "replicasets")
+        | ("batch", "jobs")
+        | ("", "replicationcontrollers") => "/spec/template/spec",
+        ("batch", "cronjobs") => "/spec/jobTemplate/spec/template/spec",
+        ("", "podtemplates") => "/template/spec",
+        _ => return None,
+    };
+    let store = shared.store();
+    if !store.pod_security {
+        return None;
+    }
+    let ns = store.namespace_object(t.namespace.as_deref()?)?;
+    let level = ns
+        .pointer("/metadata/labels/pod-security.kubernetes.io~1warn")
+        .and_then(Value::as_str)
+        .and_then(crate::psa::Level::parse)?;
+    drop(store);
+    let obj = decode_body(headers, body).ok()?;
+    let v = crate::psa::violations(obj.pointer(template)?, level);
+    (!v.is_empty()).then(|| {
+        format!(
+            "299 - \"would violate PodSecurity \\\"{}:latest\\\": {}\"",
+            level.as_str(),
+            v.join(", ").replace('"', "\\\"")
+        )
+    })
 }
 
 /// Escalation prevention on create and replace of Roles, ClusterRoles and their bindings: the

@@ -848,6 +848,15 @@ impl Store {
             .map_err(|why| ApiError::forbidden(&rt.group, &rt.plural, name, &why))
     }
 
+    /// A namespace object, if it exists.
+    pub fn namespace_object(&self, name: &str) -> Option<Arc<Value>> {
+        let key = ResKey {
+            group: String::new(),
+            plural: "namespaces".into(),
+        };
+        self.lookup(&key, "", name)
+    }
+
     /// Pod Security Admission: the pod is refused when it breaks its namespace's `enforce` level.
     fn admit_pod_security(&self, ns: &str, name: &str, pod: &Value) -> ApiResult<()> {
         let nskey = ResKey {

@@ -18,11 +18,16 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let kubeconfig = dir.path().join("kubeconfig");
         let child = Command::new(env!("CARGO_BIN_EXE_kubesim"))
             .args(["--listen", "127.0.0.1:0", "--kubeconfig"])
             .arg(&kubeconfig)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -386,5 +391,106 @@ spec:
         !out.status.success() && stderr(&out).contains("spec.size: Unsupported value: \"huge\""),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn kubectl_explain_reads_a_custom_resources_schema() {
+    let s = Server::start();
+    let crd = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../crds/tenants.govcloud.io.yaml"
+    );
+    ok(
+        s.kubectl(&["apply", "--server-side", "-f", crd]),
+        "apply CRD",
+    );
+    let out = std::time::Instant::now();
+    let explained = loop {
+        let o = s.kubectl(&["explain", "tenant.spec.billing"]);
+        if o.status.success() || out.elapsed() > std::time::Duration::from_secs(10) {
+            break o;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let text = ok(explained, "kubectl explain tenant.spec.billing");
+    assert!(text.contains("KIND:       Tenant"), "{text}");
+    assert!(text.contains("plan"), "{text}");
+    assert!(text.contains("costCenter"), "{text}");
+}
+
+#[test]
+fn kubectl_create_deployment_sends_protobuf_that_is_understood() {
+    let s = Server::start();
+    ok(
+        s.kubectl(&[
+            "create",
+            "deployment",
+            "web",
+            "--image=registry.example.gov.vn/web:1.0",
+            "--replicas=2",
+            "--port=8080",
+        ]),
+        "kubectl create deployment",
+    );
+    let d = json(&ok(
+        s.kubectl(&["get", "deployment", "web", "-o", "json"]),
+        "get",
+    ));
+    assert_eq!(d["spec"]["replicas"], 2, "{d}");
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web", "{d}");
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["labels"]["app"], "web",
+        "{d}"
+    );
+    let c = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["name"], "web", "{d}");
+    assert_eq!(c["image"], "registry.example.gov.vn/web:1.0", "{d}");
+    assert_eq!(c["ports"][0]["containerPort"], 8080, "{d}");
+}
+
+#[test]
+fn pod_security_refuses_pods_and_warns_on_templates() {
+    let s = Server::start_with(&["--pod-security"]);
+    ok(
+        s.kubectl(&["create", "namespace", "agency"]),
+        "create namespace",
+    );
+    ok(
+        s.kubectl(&[
+            "label",
+            "namespace",
+            "agency",
+            "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/warn=restricted",
+        ]),
+        "label",
+    );
+    let created = s.kubectl(&[
+        "-n",
+        "agency",
+        "create",
+        "deployment",
+        "web",
+        "--image=registry.example.gov.vn/web:1.0",
+    ]);
+    let stderr = String::from_utf8_lossy(&created.stderr).into_owned();
+    assert!(created.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
+        "{stderr}"
+    );
+    let refused = s.kubectl(&[
+        "-n",
+        "agency",
+        "run",
+        "root",
+        "--image=registry.example.gov.vn/web:1.0",
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("violates PodSecurity \"restricted:latest\""),
+        "{stderr}"
     );
 }

@@ -538,7 +538,7 @@ mod tests {
 
     #[test]
     fn unknown_kinds_are_refused_plainly() {
-        let type_meta = [field(1, b"apps/v1"), field(2, b"Deployment")].concat();
+        let type_meta = [field(1, b"apps/v1"), field(2, b"StatefulSet")].concat();
         let body = [MAGIC.to_vec(), field(1, &type_meta), field(2, b"")].concat();
         assert_eq!(decode(&body).err().map(|e| e.code), Some(415));
     }

@@ -99,6 +99,20 @@ enum Route {
     InvoiceCsv,
     InvoicePdf,
     ApproveInvoice,
+    /// Disputing last month's invoice (before it is approved).
+    DisputeInvoice,
+    /// Marking it paid (once approved; the foreign one is not).
+    PayInvoice,
+    /// A credit note of one đồng on its first line.
+    CreditNote,
+    /// Issuing this month's draft (refused: the month is not over).
+    IssueInvoice,
+    /// An organization's own rate card, from next year.
+    CreateRateCard,
+    /// A version of the platform's card, years ahead.
+    AddRateCardVersion,
+    /// A VAT rate of the platform's card, years ahead.
+    AddVatRate,
     /// The month's summary of the case's organization.
     InvoiceSummary,
     ShowBudget,
@@ -111,6 +125,7 @@ enum Route {
 
 const OK: u16 = 200;
 const CREATED: u16 = 201;
+const CONFLICT: u16 = 409;
 const ACCEPTED: u16 = 202;
 const NO_CONTENT: u16 = 204;
 const FORBIDDEN: u16 = 403;
@@ -197,9 +212,29 @@ fn expected(route: Route, whose: Whose) -> [u16; 5] {
         (ShowInvoice | InvoiceCsv | InvoicePdf | ShowBudget, Foreign) => {
             [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK]
         }
-        (ApproveInvoice, Own) => [FORBIDDEN, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN],
-        (ApproveInvoice, Sibling) => [FORBIDDEN, FORBIDDEN, NOT_FOUND, OK, FORBIDDEN],
-        (ApproveInvoice, Foreign) => [FORBIDDEN, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (ApproveInvoice | DisputeInvoice, Own) => [FORBIDDEN, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN],
+        (ApproveInvoice | DisputeInvoice, Sibling) => {
+            [FORBIDDEN, FORBIDDEN, NOT_FOUND, OK, FORBIDDEN]
+        }
+        (ApproveInvoice | DisputeInvoice, Foreign) => {
+            [FORBIDDEN, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN]
+        }
+        (PayInvoice, Own) => [OK, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (PayInvoice, Sibling) => [OK, FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (PayInvoice, Foreign) => [CONFLICT, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (CreditNote, Own) => [CREATED, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (CreditNote, Sibling) => [CREATED, FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (CreditNote, Foreign) => [CREATED, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (IssueInvoice, Own) => [CONFLICT, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (IssueInvoice, Sibling) => [CONFLICT, FORBIDDEN, NOT_FOUND, FORBIDDEN, FORBIDDEN],
+        (IssueInvoice, Foreign) => [CONFLICT, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        // one card per organization: the sibling's case finds the province's card made
+        (CreateRateCard, Own) => [CREATED, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (CreateRateCard, Sibling) => [CONFLICT, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN],
+        (CreateRateCard, Foreign) => [CREATED, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN],
+        (AddRateCardVersion | AddVatRate, _) => {
+            [CREATED, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN]
+        }
         (InvoiceSummary, Own | Sibling) => [OK, OK, FORBIDDEN, OK, OK],
         (InvoiceSummary, Foreign) => [OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, OK],
         (SetBudget, Own) => [OK, OK, FORBIDDEN, OK, FORBIDDEN],
@@ -418,14 +453,67 @@ async fn request(
             None,
         ),
         ListInvoices => (Method::GET, "/v1/invoices".into(), None),
-        ShowInvoice | InvoiceCsv | InvoicePdf | ApproveInvoice => {
+        ShowInvoice | InvoiceCsv | InvoicePdf | ApproveInvoice | DisputeInvoice | PayInvoice
+        | CreditNote => {
             let id =
                 support::invoice_of(api, tenant, &support::last_month(), "platform-admin").await;
             match route {
                 ShowInvoice => (Method::GET, format!("/v1/invoices/{id}"), None),
                 InvoiceCsv => (Method::GET, format!("/v1/invoices/{id}/csv"), None),
                 InvoicePdf => (Method::GET, format!("/v1/invoices/{id}/pdf"), None),
+                DisputeInvoice => (
+                    Method::POST,
+                    format!("/v1/invoices/{id}/dispute"),
+                    Some(json!({"reason": "matrix"})),
+                ),
+                PayInvoice => (Method::POST, format!("/v1/invoices/{id}/pay"), None),
+                CreditNote => (
+                    Method::POST,
+                    format!("/v1/invoices/{id}/credit-notes"),
+                    Some(json!({"reason": "matrix", "lines": [{"line": 1, "amount": "1"}]})),
+                ),
                 _ => (Method::POST, format!("/v1/invoices/{id}/approve"), None),
+            }
+        }
+        IssueInvoice => {
+            let month = govcloud_api::domain::period::month_of(chrono::Utc::now());
+            let id = support::invoice_of(api, tenant, &month, "platform-admin").await;
+            (Method::POST, format!("/v1/invoices/{id}/issue"), None)
+        }
+        CreateRateCard | AddRateCardVersion | AddVatRate => {
+            use chrono::Datelike;
+            let year = chrono::Utc::now().year();
+            let far =
+                chrono::DateTime::parse_from_rfc3339(&format!("{}-06-01T00:00:00Z", year + 1))
+                    .map(|t| t.to_utc())
+                    .unwrap_or_default()
+                    + chrono::Duration::hours(i64::try_from(n).unwrap_or(0));
+            let prices = json!([{"resource": "cpu", "price": "300"}, {"resource": "memory", "price": "60"},
+                                {"resource": "storage", "price": "3000"}, {"resource": "load-balancers", "price": "350000"}]);
+            let (_, cards) = api.get("/v1/rate-cards", "platform-admin").await;
+            let platform = cards["items"][0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            match route {
+                CreateRateCard => (
+                    Method::POST,
+                    "/v1/rate-cards".into(),
+                    Some(
+                        json!({"organization": org, "name": "matrix", "effectiveFrom": format!("{}-01-01", year + 1),
+                                "prices": prices, "vat": {"rate": "0.08", "effectiveFrom": format!("{}-01-01", year + 1)}}),
+                    ),
+                ),
+                AddRateCardVersion => (
+                    Method::POST,
+                    format!("/v1/rate-cards/{platform}/versions"),
+                    Some(json!({"effectiveFrom": far, "prices": prices})),
+                ),
+                _ => (
+                    Method::POST,
+                    format!("/v1/rate-cards/{platform}/vat-rates"),
+                    Some(json!({"rate": "0.08", "effectiveFrom": far})),
+                ),
             }
         }
         InvoiceSummary => (
@@ -514,7 +602,7 @@ async fn new_principal(api: &TestApi, org: &str, n: usize) -> String {
         .to_string()
 }
 
-const ROUTES: [Route; 47] = [
+const ROUTES: [Route; 54] = [
     Route::ListOrganizations,
     Route::ShowOrganization,
     Route::CreateOrganization,
@@ -555,13 +643,20 @@ const ROUTES: [Route; 47] = [
     Route::ShowInvoice,
     Route::InvoiceCsv,
     Route::InvoicePdf,
+    Route::DisputeInvoice,
     Route::ApproveInvoice,
+    Route::PayInvoice,
+    Route::CreditNote,
+    Route::IssueInvoice,
     Route::InvoiceSummary,
     Route::ShowBudget,
     Route::SetBudget,
     Route::ListAlerts,
     Route::ListRateCards,
     Route::ShowRateCard,
+    Route::CreateRateCard,
+    Route::AddRateCardVersion,
+    Route::AddVatRate,
 ];
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]

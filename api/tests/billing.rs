@@ -762,6 +762,27 @@ async fn budgets_raise_alerts_each_once_in_scope(db: PgPool) {
         .await;
     assert_eq!(status, StatusCode::OK, "{b}");
     assert!(dec(&b["forecast"]) >= dec(&b["amount"]), "{b}");
+    // the forecast, recomputed: this month's spend so far over the share of the month rated
+    let draft = invoice_of(&api, "demo-stttt", &this_month(), "tenant-admin").await;
+    let (_, inv) = api
+        .get(&format!("/v1/invoices/{draft}"), "tenant-admin")
+        .await;
+    let (start, end) = govcloud_api::domain::period::month_range(&this_month()).unwrap_or_default();
+    let rated: chrono::DateTime<Utc> = inv["ratedUntil"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_default();
+    assert_eq!(dec(&b["spend"]), dec(&inv["total"]));
+    let elapsed = (rated - start).num_seconds();
+    if elapsed > 0 {
+        let forecast = dec(&inv["total"]) * Decimal::from((end - start).num_seconds())
+            / Decimal::from(elapsed);
+        assert_eq!(
+            dec(&b["forecast"]),
+            forecast
+                .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        );
+    }
     let month = this_month();
     let (_, alerts) = api
         .get(&format!("/v1/alerts?month={month}"), "tenant-admin")
@@ -955,6 +976,23 @@ async fn numbers_are_gap_free_per_organization_and_drafts_follow_the_ledger(db: 
         "{before}\n{after}"
     );
     assert_eq!(after["state"], "draft");
+    // a Usage line's amount, recomputed from its own quantity: millicore-seconds at the usage
+    // price per core-hour, rounded half-up once
+    let cpu = after["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["metric"] == "cpu.allocated")
+        .cloned()
+        .unwrap_or_else(|| panic!("no cpu.allocated line: {after}"));
+    assert_eq!(dec(&cpu["unitPrice"]), Decimal::from(260));
+    let exact = dec(&cpu["quantity"]) * dec(&cpu["unitPrice"]) / Decimal::from(3_600_000);
+    assert_eq!(
+        dec(&cpu["amount"]),
+        exact.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero),
+        "{cpu}"
+    );
+    assert_adds_up(&after);
     let (_, issued_after) = api
         .get(&format!("/v1/invoices/{late}"), "platform-admin")
         .await;

@@ -222,9 +222,13 @@ fn rate_one(
     until: DateTime<Utc>,
 ) -> AppResult<Rated> {
     let (org_versions, _) = book.organization(t.organization_id);
-    let span_end = until.max(period.0 + Duration::seconds(1)).min(period.1);
-    let versions = rating::versions_in(&book.platform, org_versions, period.0, span_end)
-        .map_err(|e| rating_error(&t.name, month, e))?;
+    let versions = rating::versions_in(
+        &book.platform,
+        org_versions,
+        period.0,
+        until.clamp(period.0, period.1),
+    )
+    .map_err(|e| rating_error(&t.name, month, e))?;
     let lines = rating::rate(&Month {
         plan: t.billing.0.plan,
         period,

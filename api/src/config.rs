@@ -56,6 +56,23 @@ pub struct ServeArgs {
     /// principal always wins.
     #[arg(long, env = "GOVCLOUD_OIDC_GROUP_ROLES_FILE")]
     pub oidc_group_roles: Option<PathBuf>,
+    /// Where people reach the API and its console, e.g. `https://cloud.nghean.gov.vn`. With an
+    /// OIDC issuer, the console signs people in at `<public URL>/sign-in/callback` (register it
+    /// at the issuer for the client id --oidc-audience). An `https://` address makes the
+    /// console's cookies `Secure`, as serving TLS here does.
+    #[arg(long, env = "GOVCLOUD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The console's OIDC client secret, for a confidential client (PKCE is always used).
+    #[arg(
+        long,
+        env = "GOVCLOUD_CONSOLE_OIDC_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    pub console_oidc_client_secret: Option<String>,
+    /// How long a console session lasts after signing in, in hours.
+    #[arg(long, env = "GOVCLOUD_CONSOLE_SESSION_HOURS", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=168))]
+    pub console_session_hours: u64,
     /// How far the sum of all cpu quotas may exceed the nodes' allocatable cpu (1.0 = not at all).
     #[arg(long, env = "GOVCLOUD_CPU_OVERCOMMIT", default_value = "1.0", value_parser = positive_ratio)]
     pub cpu_overcommit: Decimal,
@@ -140,6 +157,23 @@ impl ServeArgs {
                 grace: Duration::from_secs(self.billing_grace_hours * 3600),
                 auto_issue: self.auto_issue_invoices,
                 interval: Duration::from_secs(self.billing_interval_seconds),
+            },
+            console: crate::Console {
+                dev_sign_in: false,
+                secure_cookies: self.tls_cert.is_some()
+                    || self
+                        .public_url
+                        .as_deref()
+                        .is_some_and(|u| u.starts_with("https://")),
+                session_ttl: Duration::from_secs(self.console_session_hours * 3600),
+                oidc_client: match (&self.oidc_audience, &self.public_url) {
+                    (Some(client_id), Some(url)) => Some(crate::app::oidc::Client {
+                        client_id: client_id.clone(),
+                        client_secret: self.console_oidc_client_secret.clone(),
+                        redirect_uri: format!("{}/sign-in/callback", url.trim_end_matches('/')),
+                    }),
+                    _ => None,
+                },
             },
             platform_namespaces: self
                 .reserved_namespaces

@@ -14,6 +14,7 @@
 pub mod app;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod db;
 #[cfg(feature = "dev")]
 pub mod dev;
@@ -49,6 +50,31 @@ pub struct Settings {
     /// How long after an hour ends its windows are still taken; then it is rolled up and closed.
     pub metering_grace: Duration,
     pub billing: Billing,
+    pub console: Console,
+}
+
+/// How people sign in to the web console.
+#[derive(Debug, Clone)]
+pub struct Console {
+    /// `govcloud dev` only: a page that signs in as any seeded person, without a password.
+    pub dev_sign_in: bool,
+    /// Cookies marked `Secure` (the API is served over HTTPS, here or at its proxy).
+    pub secure_cookies: bool,
+    /// How long a session lasts after signing in.
+    pub session_ttl: Duration,
+    /// The OIDC client the console signs people in with (authorization code with PKCE).
+    pub oidc_client: Option<crate::app::oidc::Client>,
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self {
+            dev_sign_in: false,
+            secure_cookies: false,
+            session_ttl: Duration::from_secs(8 * 3600),
+            oidc_client: None,
+        }
+    }
 }
 
 /// When and how months are closed into invoices.
@@ -81,6 +107,7 @@ impl Default for Settings {
             platform_namespaces: govcloud_tenant::names::default_platform_namespaces(),
             metering_grace: Duration::from_secs(600),
             billing: Billing::default(),
+            console: Console::default(),
         }
     }
 }

@@ -213,6 +213,24 @@ pub async fn run(
         },
         billing.interval,
     ));
+    let sweep_task = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match crate::app::sessions::sweep(&state).await {
+                    Ok(n) if n > 0 => {
+                        tracing::debug!(forgotten = n, "expired console sessions forgotten")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "expired console sessions could not be forgotten")
+                    }
+                }
+            }
+        }
+    });
     let served = serve(app(state), listener, tls, async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -223,6 +241,7 @@ pub async fn run(
     rollup_task.abort();
     // Each invoice is written in its own transaction: stopping between two loses nothing.
     billing_task.abort();
+    sweep_task.abort();
     watch_task.abort();
     served
 }

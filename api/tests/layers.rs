@@ -1,4 +1,5 @@
-//! The api's layers import in one direction only: `http` → `app` → `db`, `cluster` → `domain`.
+//! The api's layers import in one direction only: `http`, `console` → `app` → `db`, `cluster` →
+//! `domain`.
 //! The domain is pure (no sqlx, axum or kube), the database layer is only SQL, the cluster layer
 //! only Kubernetes, and handlers reach the database and the cluster through the use cases.
 
@@ -11,6 +12,7 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "domain",
         &[
+            "crate::console",
             "crate::db",
             "crate::cluster",
             "crate::app",
@@ -31,6 +33,7 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "db",
         &[
+            "crate::console",
             "crate::cluster",
             "crate::app",
             "crate::http",
@@ -45,6 +48,7 @@ const RULES: &[(&str, &[&str])] = &[
     (
         "cluster",
         &[
+            "crate::console",
             "crate::db",
             "crate::app",
             "crate::http",
@@ -57,7 +61,24 @@ const RULES: &[(&str, &[&str])] = &[
     ),
     (
         "app",
-        &["crate::http", "crate::dev", "crate::serve", "axum"],
+        &[
+            "crate::http",
+            "crate::console",
+            "crate::dev",
+            "crate::serve",
+            "axum",
+        ],
+    ),
+    (
+        "console",
+        &[
+            "crate::db",
+            "crate::cluster",
+            "crate::dev",
+            "crate::serve",
+            "sqlx",
+            "kube::",
+        ],
     ),
     (
         "http",

@@ -615,3 +615,39 @@ pub async fn month_of_organization(
     let rows = store::of_month(&state.db, org.organization_id, month).await?;
     rows.into_iter().map(summary).collect()
 }
+
+/// An exported file: its name and bytes.
+pub struct Export {
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+}
+
+fn export_name(v: &InvoiceView, ext: &str) -> String {
+    let base = v
+        .number
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}-draft", v.tenant, v.month));
+    format!("{base}.{ext}")
+}
+
+/// An invoice the caller may see, as CSV (UTF-8 with a byte-order mark, for Excel).
+pub async fn export_csv(state: &AppState, caller: &Caller, id: Uuid) -> AppResult<Export> {
+    let v = show(state, caller, id).await?;
+    let bytes =
+        crate::app::statement::invoice_csv(&v).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Export {
+        file_name: export_name(&v, "csv"),
+        bytes,
+    })
+}
+
+/// An invoice the caller may see, as its PDF statement (drawn off the async threads).
+pub async fn export_pdf(state: &AppState, caller: &Caller, id: Uuid) -> AppResult<Export> {
+    let v = show(state, caller, id).await?;
+    let file_name = export_name(&v, "pdf");
+    let bytes = tokio::task::spawn_blocking(move || crate::app::statement::invoice_pdf(&v))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Export { file_name, bytes })
+}

@@ -18,6 +18,7 @@ pub mod oidc;
 pub mod organizations;
 pub mod principals;
 pub mod rate_cards;
+pub mod sessions;
 pub mod statement;
 pub mod sync;
 pub mod tenants;

@@ -49,6 +49,8 @@ pub struct Identity {
     /// `preferred_username`, else the subject.
     pub display: String,
     pub groups: Vec<String>,
+    /// The `nonce` claim, which the console's sign-in checks against the one it sent.
+    pub nonce: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,10 @@ pub enum OidcError {
     Verify(#[source] jsonwebtoken::errors::Error),
     #[error("the token has no subject")]
     NoSubject,
+    #[error("the token endpoint answered no id_token")]
+    NoIdToken,
+    #[error("the ID token's nonce is not the one this sign-in sent")]
+    Nonce,
     #[error("fetching {url}: {source}")]
     Fetch {
         url: String,
@@ -80,6 +86,28 @@ pub enum OidcError {
 #[derive(Deserialize)]
 struct Discovery {
     jwks_uri: String,
+}
+
+/// Where the console sends people to sign in, and where it trades the code for tokens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Endpoints {
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    id_token: Option<String>,
+}
+
+/// The console's OIDC client: the audience of the API's ID tokens is its client id.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    /// For a confidential client; a public client relies on PKCE alone.
+    pub client_secret: Option<String>,
+    /// The console's callback, `https://…/sign-in/callback`, as registered at the issuer.
+    pub redirect_uri: String,
 }
 
 type Claims = serde_json::Map<String, serde_json::Value>;
@@ -158,6 +186,57 @@ impl Oidc {
         Ok(keys)
     }
 
+    /// The issuer's authorization and token endpoints, from its discovery document.
+    pub async fn endpoints(&self) -> Result<Endpoints, OidcError> {
+        let issuer = self.settings.issuer.trim_end_matches('/');
+        self.get_json(&format!("{issuer}/.well-known/openid-configuration"))
+            .await
+    }
+
+    /// Trades an authorization code (with its PKCE verifier) for an ID token at the token
+    /// endpoint, verifies it, and checks its nonce.
+    pub async fn exchange(
+        &self,
+        client: &Client,
+        code: &str,
+        code_verifier: &str,
+        nonce: &str,
+    ) -> Result<Identity, OidcError> {
+        let endpoints = self.endpoints().await?;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", client.redirect_uri.as_str()),
+            ("client_id", client.client_id.as_str()),
+            ("code_verifier", code_verifier),
+        ];
+        if let Some(secret) = &client.client_secret {
+            form.push(("client_secret", secret.as_str()));
+        }
+        let url = endpoints.token_endpoint;
+        let fetch = |source| OidcError::Fetch {
+            url: url.clone(),
+            source,
+        };
+        let answer: TokenAnswer = self
+            .http
+            .post(&url)
+            .form(&form)
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(fetch)?
+            .json()
+            .await
+            .map_err(fetch)?;
+        let id_token = answer.id_token.ok_or(OidcError::NoIdToken)?;
+        let identity = self.verify(&id_token).await?;
+        if identity.nonce.as_deref() != Some(nonce) {
+            return Err(OidcError::Nonce);
+        }
+        Ok(identity)
+    }
+
     pub fn group_roles(&self) -> &[GroupRole] {
         &self.settings.group_roles
     }
@@ -201,6 +280,7 @@ impl Oidc {
             display: text("email")
                 .or_else(|| text("preferred_username"))
                 .unwrap_or_else(|| subject.clone()),
+            nonce: text("nonce"),
             subject,
             groups,
         })

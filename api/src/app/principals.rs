@@ -40,13 +40,25 @@ pub async fn authenticate(state: &AppState, credential: &str) -> AppResult<Optio
             return Ok(None);
         }
     };
+    caller_for_identity(state, &identity).await
+}
+
+/// Who a verified OIDC identity is: the principal registered for its subject, else what the
+/// first group rule naming one of its groups makes of it, else no one.
+pub async fn caller_for_identity(
+    state: &AppState,
+    identity: &Identity,
+) -> AppResult<Option<Caller>> {
+    let Some(oidc) = &state.oidc else {
+        return Ok(None);
+    };
     if let Some(registered) = db::principals::by_oidc_subject(&state.db, &identity.subject).await? {
         return Ok(Some(registered));
     }
     let Some(rule) = rule_for(oidc.group_roles(), &identity.groups) else {
         return Ok(None);
     };
-    caller_from_rule(state, rule, &identity).await
+    caller_from_rule(state, rule, identity).await
 }
 
 /// The caller a group rule makes of a person, when its organization or tenant exists (and the

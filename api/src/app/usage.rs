@@ -18,6 +18,7 @@ use crate::domain::period::{
     Granularity, TIME_ZONE, bucket_start, buckets, is_whole_hour, month_range, next_bucket,
 };
 use crate::domain::principal::{Caller, Role, Scope};
+use crate::domain::rightsize;
 use crate::domain::usage::{
     HourColumn, Lifetime, Measured, Summed, average, hour_column, hour_span, percent, sum_measured,
     sum_reserved,
@@ -270,7 +271,52 @@ pub struct Measure {
     /// Used as a share of reserved, in percent.
     #[schema(value_type = Option<String>, example = "17.0")]
     pub used_percent: Option<Decimal>,
+    /// The highest hourly average of use in the month (millicores or bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_used: Option<String>,
+    /// What to reserve in the next monthly capacity window: the peak plus 30 % headroom, in
+    /// whole steps (100 millicores, 128 MiB), compared with the namespace's quota now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<RightSize>,
     pub unit: Unit,
+}
+
+/// A right-sizing suggestion for one resource of a namespace.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RightSize {
+    /// Millicores or bytes.
+    pub reserve: String,
+    /// The quota now, in the same unit.
+    pub reserved_now: String,
+    pub change: SizeChange,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SizeChange {
+    Keep,
+    Lower,
+    Raise,
+}
+
+impl From<rightsize::Change> for SizeChange {
+    fn from(c: rightsize::Change) -> Self {
+        match c {
+            rightsize::Change::Keep => Self::Keep,
+            rightsize::Change::Lower => Self::Lower,
+            rightsize::Change::Raise => Self::Raise,
+        }
+    }
+}
+
+fn right_size(now: Option<i64>, peak: Option<i128>, step: i128) -> Option<RightSize> {
+    let now = i128::from(now?);
+    rightsize::suggest(now, peak, step).map(|s| RightSize {
+        reserve: s.reserve.to_string(),
+        reserved_now: now.to_string(),
+        change: s.change.into(),
+    })
 }
 
 /// Storage: reserved vs the capacity of bound claims.
@@ -333,17 +379,38 @@ struct Sums {
     requested_seconds: i64,
     used_seconds: i64,
     bound_seconds: i64,
+    /// The highest hourly average use.
+    cpu_peak: Option<i128>,
+    memory_peak: Option<i128>,
 }
 
-fn measure(
+/// One resource's figures for a namespace: reserved over its life, requested and used over the
+/// seconds each was metered, the peak, and the quota now.
+struct Figures {
     reserved: i128,
     life: i64,
     req: i128,
     req_s: i64,
     used: Option<(i128, i64)>,
-    unit: Unit,
-) -> Measure {
+    peak: Option<i128>,
+    quota_now: Option<i64>,
+    step: i128,
+}
+
+fn measure(f: Figures, unit: Unit) -> Measure {
+    let Figures {
+        reserved,
+        life,
+        req,
+        req_s,
+        used,
+        peak,
+        quota_now,
+        step,
+    } = f;
     Measure {
+        peak_used: peak.map(|p| p.to_string()),
+        suggestion: right_size(quota_now, peak, step),
         reserved: reserved.to_string(),
         requested: req.to_string(),
         used: used.map(|(u, _)| u.to_string()),
@@ -391,6 +458,12 @@ pub async fn utilisation(
         s.requested_seconds += i64::from(h.requested_seconds);
         s.used_seconds += i64::from(h.used_seconds);
         s.bound_seconds += i64::from(h.bound_seconds);
+        if h.used_seconds > 0 {
+            let secs = i128::from(h.used_seconds);
+            let peak = |p: Option<i128>, v: i64| Some(p.unwrap_or(0).max(i128::from(v) / secs));
+            s.cpu_peak = peak(s.cpu_peak, h.cpu_used);
+            s.memory_peak = peak(s.memory_peak, h.memory_used);
+        }
     }
     let timeline = ledger::quota_timeline(&state.db, &tenant_ids, to).await?;
     // One pass over an organization's timeline, not one per namespace.
@@ -420,25 +493,36 @@ pub async fn utilisation(
             .unwrap_or(&empty);
         let used = |u: i128| (s.used_seconds > 0).then_some((u, s.used_seconds));
         let storage_reserved = reserved(Metric::StorageReserved);
+        let now_quota = points.last();
         tenants
             .entry(n.tenant.clone())
             .or_default()
             .push(NamespaceUtilisation {
                 namespace: n.kube_name.clone(),
                 cpu: measure(
-                    reserved(Metric::CpuReserved),
-                    lived,
-                    s.cpu_requested,
-                    s.requested_seconds,
-                    used(s.cpu_used),
+                    Figures {
+                        reserved: reserved(Metric::CpuReserved),
+                        life: lived,
+                        req: s.cpu_requested,
+                        req_s: s.requested_seconds,
+                        used: used(s.cpu_used),
+                        peak: s.cpu_peak,
+                        quota_now: now_quota.map(|p| p.cpu_milli),
+                        step: rightsize::CPU_STEP_MILLI,
+                    },
                     Unit::MillicoreSeconds,
                 ),
                 memory: measure(
-                    reserved(Metric::MemoryReserved),
-                    lived,
-                    s.memory_requested,
-                    s.requested_seconds,
-                    used(s.memory_used),
+                    Figures {
+                        reserved: reserved(Metric::MemoryReserved),
+                        life: lived,
+                        req: s.memory_requested,
+                        req_s: s.requested_seconds,
+                        used: used(s.memory_used),
+                        peak: s.memory_peak,
+                        quota_now: now_quota.map(|p| p.memory_bytes),
+                        step: rightsize::MEMORY_STEP_BYTES,
+                    },
                     Unit::ByteSeconds,
                 ),
                 storage: StorageMeasure {

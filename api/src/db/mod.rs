@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod budgets;
 pub mod capacity_requests;
+pub mod console;
 pub mod invoices;
 pub mod links;
 pub mod organizations;

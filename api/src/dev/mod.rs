@@ -207,6 +207,11 @@ async fn run_with_database(
             interval: Duration::from_secs(30),
             ..crate::Billing::default()
         },
+        // Anyone at this machine may sign in to the console as a seeded person.
+        console: crate::Console {
+            dev_sign_in: true,
+            ..crate::Console::default()
+        },
         ..Settings::default()
     };
     let (state, watches) = state(db, client, target, None, settings);
@@ -276,6 +281,7 @@ async fn run_with_database(
     };
     println!(
         "govcloud dev is running (Ctrl-C stops everything)\n\
+         \n  console      http://{api}/   (sign in as any seeded person)\
          \n  API          http://{api}   (OpenAPI document: http://{api}/openapi.json)\
          \n  kubeconfig   {kc}   (kubectl and helm against the simulated cluster at {sim})\
          \n  tokens       {tk}   (one API token per role: {roles})\

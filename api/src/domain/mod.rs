@@ -49,6 +49,7 @@ pub mod principal;
 pub mod quota;
 pub mod rating;
 pub mod request;
+pub mod rightsize;
 pub mod tenant;
 pub mod token;
 pub mod usage;

@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::invoices::router())
         .merge(routes::budgets::router())
         .route("/openapi.json", get(openapi::serve))
+        .merge(crate::console::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -189,14 +189,6 @@ fn export_error(e: statement::StatementError) -> ApiError {
     AppError::Internal(e.to_string()).into()
 }
 
-fn file_name(v: &InvoiceView, ext: &str) -> String {
-    let base = v
-        .number
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}-draft", v.tenant, v.month));
-    format!("{base}.{ext}")
-}
-
 fn attachment(content_type: &'static str, name: String, body: Vec<u8>) -> Response {
     (
         [
@@ -220,13 +212,8 @@ pub(crate) async fn csv(
     caller: Caller,
     Path(i): Path<String>,
 ) -> ApiResult<Response> {
-    let v = use_case::show(&state, &caller, id(&i)?).await?;
-    let body = statement::invoice_csv(&v).map_err(export_error)?;
-    Ok(attachment(
-        "text/csv; charset=utf-8",
-        file_name(&v, "csv"),
-        body,
-    ))
+    let e = use_case::export_csv(&state, &caller, id(&i)?).await?;
+    Ok(attachment("text/csv; charset=utf-8", e.file_name, e.bytes))
 }
 
 /// The invoice as a PDF statement in Vietnamese.
@@ -238,14 +225,8 @@ pub(crate) async fn pdf(
     caller: Caller,
     Path(i): Path<String>,
 ) -> ApiResult<Response> {
-    let v = use_case::show(&state, &caller, id(&i)?).await?;
-    let body = tokio::task::spawn_blocking(move || {
-        statement::invoice_pdf(&v).map(|b| (b, file_name(&v, "pdf")))
-    })
-    .await
-    .map_err(|e| ApiError::from(AppError::Internal(e.to_string())))?
-    .map_err(export_error)?;
-    Ok(attachment("application/pdf", body.1, body.0))
+    let e = use_case::export_pdf(&state, &caller, id(&i)?).await?;
+    Ok(attachment("application/pdf", e.file_name, e.bytes))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -42,7 +42,7 @@ fn state_badge(l: Lang, s: InvoiceState) -> Markup {
 fn kind_name(l: Lang, k: InvoiceKind) -> &'static str {
     match k {
         InvoiceKind::Invoice => l.t("Hóa đơn", "Invoice"),
-        InvoiceKind::CreditNote => l.t("Giấy điều chỉnh giảm", "Credit note"),
+        InvoiceKind::CreditNote => l.t("Giấy ghi có", "Credit note"),
     }
 }
 
@@ -250,12 +250,12 @@ pub async fn show(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ConsoleE
         }
         (lines.render(&ctx))
         @if !v.credit_notes.is_empty() {
-            h2 { (l.t("Giấy điều chỉnh giảm", "Credit notes")) }
+            h2 { (l.t("Giấy ghi có", "Credit notes")) }
             ul { @for c in &v.credit_notes { li { a href={ "/invoices/" (c.id) } { (c.number.clone().unwrap_or_default()) } " — " (ui::money(c.total)) } } }
         }
         @if may_credit {
             section {
-                h2 { (l.t("Lập giấy điều chỉnh giảm", "Write a credit note")) }
+                h2 { (l.t("Lập giấy ghi có", "Write a credit note")) }
                 form.stack method="post" action={ (base) "/credit-notes" } {
                     (ui::csrf(&ctx))
                     label for="cn-line" { (l.t("Dòng", "Line")) }
@@ -338,7 +338,7 @@ pub async fn credit_note(
             &format!("/invoices/{}", note.id),
             true,
             ctx.t(
-                "Đã lập giấy điều chỉnh giảm.",
+                "Đã lập giấy ghi có.",
                 "The credit note is written.",
             ),
         )),

@@ -369,6 +369,24 @@ async fn usage_adds_up_with_unmetered_time_and_closed_hours_refuse_late_samples(
     assert_eq!(prod["cpu"]["averageReserved"], "4000", "{prod}");
     assert_eq!(prod["cpu"]["requestedPercent"], "12.5", "{prod}");
     assert_eq!(prod["requestedMeteredSeconds"], 3000);
+    // Right-sizing: 200m at peak + 30 % = 260m, 300m in whole tenths of a core, against the
+    // 4 cores reserved; 512 MiB + 30 % in whole 128 MiB steps is 768 MiB against 16 GiB.
+    assert_eq!(prod["cpu"]["peakUsed"], "200", "{prod}");
+    assert_eq!(
+        prod["cpu"]["suggestion"],
+        json!({"reserve": "300", "reservedNow": "4000", "change": "lower"}),
+        "{prod}"
+    );
+    assert_eq!(
+        prod["memory"]["peakUsed"],
+        (1i64 << 29).to_string(),
+        "{prod}"
+    );
+    assert_eq!(
+        prod["memory"]["suggestion"],
+        json!({"reserve": (6i64 * (128 << 20)).to_string(), "reservedNow": (16i64 << 30).to_string(), "change": "lower"}),
+        "{prod}"
+    );
 }
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]

@@ -337,10 +337,7 @@ pub async fn credit_note(
         Ok(note) => Ok(ctx.done(
             &format!("/invoices/{}", note.id),
             true,
-            ctx.t(
-                "Đã lập giấy ghi có.",
-                "The credit note is written.",
-            ),
+            ctx.t("Đã lập giấy ghi có.", "The credit note is written."),
         )),
         Err(e) => ctx.refused(&back, e),
     }

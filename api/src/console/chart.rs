@@ -21,6 +21,23 @@ pub struct Bar {
     pub colour: &'static str,
 }
 
+impl Bar {
+    /// A bar of an exact amount (millicores, bytes), printed by `fmt`.
+    pub fn of(
+        label: &str,
+        value: i128,
+        fmt: &dyn Fn(i128) -> String,
+        colour: &'static str,
+    ) -> Self {
+        Self {
+            label: label.into(),
+            value: value as f64,
+            shown: fmt(value),
+            colour,
+        }
+    }
+}
+
 /// Horizontal bars on one scale (the largest bar, or `scale` when larger).
 pub fn bars(title: &str, bars: &[Bar], scale: Option<f64>) -> Markup {
     let max = bars

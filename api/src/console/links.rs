@@ -212,15 +212,7 @@ pub async fn reject(
     p: Posted<super::tenants::ReasonForm>,
 ) -> Result<Response, ConsoleError> {
     let ctx = &p.ctx;
-    let reason = p.form.reason.trim();
-    match app::links::reject(
-        &ctx.state,
-        &ctx.caller,
-        &id,
-        Some(reason).filter(|r| !r.is_empty()),
-    )
-    .await
-    {
+    match app::links::reject(&ctx.state, &ctx.caller, &id, p.form.given()).await {
         Ok(_) => Ok(ctx.done(
             "/links",
             true,

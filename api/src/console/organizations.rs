@@ -12,9 +12,10 @@ use crate::console::session::{ConsoleError, Ctx, Lang};
 use crate::console::ui::{self, Cell, Table};
 use crate::domain::capacity::Totals;
 
-/// An agency's state in a word, from the cluster's status and the database.
-pub fn status(lang: Lang, t: &TenantView) -> Markup {
-    let (class, text) = if t.row.offboarded_at.is_some() {
+/// An agency's state in a word (and its badge's class), from the cluster's status and the
+/// database.
+pub fn status_word(lang: Lang, t: &TenantView) -> (&'static str, &'static str) {
+    if t.row.offboarded_at.is_some() {
         ("warn", lang.t("Đang rút khỏi nền tảng", "Offboarding"))
     } else if t.row.suspended {
         ("bad", lang.t("Tạm dừng", "Suspended"))
@@ -26,17 +27,13 @@ pub fn status(lang: Lang, t: &TenantView) -> Markup {
             Some(Phase::Terminating) => ("warn", lang.t("Đang xóa", "Terminating")),
             Some(Phase::Provisioning) | None => ("warn", lang.t("Đang khởi tạo", "Provisioning")),
         }
-    };
-    html! { span class={ "state " (class) } { (text) } }
+    }
 }
 
-pub fn status_text(lang: Lang, t: &TenantView) -> String {
-    let m = status(lang, t).into_string();
-    m.split('>')
-        .nth(1)
-        .and_then(|s| s.split('<').next())
-        .unwrap_or_default()
-        .to_string()
+/// The same as a badge.
+pub fn status(lang: Lang, t: &TenantView) -> Markup {
+    let (class, text) = status_word(lang, t);
+    html! { span class={ "state " (class) } { (text) } }
 }
 
 /// Reserved against the allotment, per resource.
@@ -45,18 +42,13 @@ pub fn allotment_bars(lang: Lang, allotment: Totals, reserved: Totals) -> Markup
         chart::bars(
             name,
             &[
-                Bar {
-                    label: lang.t("Hạn mức", "Allotment").into(),
-                    value: a as f64,
-                    shown: fmt(a),
-                    colour: chart::GREY,
-                },
-                Bar {
-                    label: lang.t("Đã cấp cho cơ quan", "Reserved by agencies").into(),
-                    value: r as f64,
-                    shown: fmt(r),
-                    colour: chart::BLUE,
-                },
+                Bar::of(lang.t("Hạn mức", "Allotment"), a, fmt, chart::GREY),
+                Bar::of(
+                    lang.t("Đã cấp cho cơ quan", "Reserved by agencies"),
+                    r,
+                    fmt,
+                    chart::BLUE,
+                ),
             ],
             None,
         )
@@ -167,7 +159,7 @@ pub async fn show(ctx: Ctx, Path(name): Path<String>) -> Result<Response, Consol
                 &format!("/tenants/{}", v.row.name),
             ),
             Cell::text(v.row.name.clone()),
-            Cell::html(status(l, v), status_text(l, v)),
+            Cell::html(status(l, v), status_word(l, v).1),
             Cell::num(
                 v.namespaces.len().to_string(),
                 v.namespaces.len().to_string(),

@@ -259,13 +259,12 @@ pub async fn reject(
     p: Posted<super::tenants::ReasonForm>,
 ) -> Result<Response, ConsoleError> {
     let ctx = &p.ctx;
-    let reason = p.form.reason.trim();
     match app::capacity::close(
         &ctx.state,
         &ctx.caller,
         &id,
         RequestState::Rejected,
-        Some(reason).filter(|r| !r.is_empty()),
+        p.form.given(),
     )
     .await
     {

@@ -256,7 +256,9 @@ impl Ctx {
     /// The value of a query parameter of this request.
     pub fn query(&self, name: &str) -> Option<String> {
         let (_, q) = self.here.split_once('?')?;
-        url_pairs(q).find(|(k, _)| k == name).map(|(_, v)| v)
+        url_pairs(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 
     pub fn t<'a>(&self, vi: &'a str, en: &'a str) -> &'a str {
@@ -268,12 +270,9 @@ impl Ctx {
     }
 }
 
-/// The pairs of a query string, decoded.
-pub fn url_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    q.split('&').filter(|p| !p.is_empty()).map(|p| {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        (ui::decode_component(k), ui::decode_component(v))
-    })
+/// The pairs of a query string or form body, decoded.
+pub fn url_pairs(q: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {
+    form_urlencoded::parse(q).into_owned()
 }
 
 /// A posted form: the session, and the fields, accepted only with this session's CSRF token
@@ -302,7 +301,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
             ConsoleError::app(lang, AppError::invalid("form", format!("unreadable: {e}")))
         })?;
         // The token is checked before the form's shape: a forged post learns nothing.
-        let token = url_pairs(std::str::from_utf8(&bytes).unwrap_or_default())
+        let token = url_pairs(&bytes)
             .find(|(k, _)| k == "csrf")
             .map(|(_, v)| v)
             .unwrap_or_default();

@@ -31,39 +31,36 @@ fn parse_i128(s: Option<&String>) -> i128 {
 /// Reserved, requested and used this month (averages), for CPU and memory.
 pub fn utilisation_bars(l: Lang, u: &NamespaceUtilisation) -> Markup {
     let three = |title: &str, m: &crate::app::usage::Measure, fmt: &dyn Fn(i128) -> String| {
-        let r = parse_i128(Some(&m.average_reserved));
-        let q = parse_i128(Some(&m.average_requested));
+        let amount = |v: &String| parse_i128(Some(v));
         let mut bars = vec![
-            Bar {
-                label: l.t("Đã thuê", "Reserved").into(),
-                value: r as f64,
-                shown: fmt(r),
-                colour: chart::GREY,
-            },
-            Bar {
-                label: l.t("Đã yêu cầu", "Requested").into(),
-                value: q as f64,
-                shown: fmt(q),
-                colour: chart::BLUE,
-            },
+            Bar::of(
+                l.t("Đã thuê", "Reserved"),
+                amount(&m.average_reserved),
+                fmt,
+                chart::GREY,
+            ),
+            Bar::of(
+                l.t("Đã yêu cầu", "Requested"),
+                amount(&m.average_requested),
+                fmt,
+                chart::BLUE,
+            ),
         ];
         if let Some(used) = &m.average_used {
-            let v = parse_i128(Some(used));
-            bars.push(Bar {
-                label: l.t("Đã dùng", "Used").into(),
-                value: v as f64,
-                shown: fmt(v),
-                colour: chart::GREEN,
-            });
+            bars.push(Bar::of(
+                l.t("Đã dùng", "Used"),
+                amount(used),
+                fmt,
+                chart::GREEN,
+            ));
         }
         if let Some(p) = &m.peak_used {
-            let v = parse_i128(Some(p));
-            bars.push(Bar {
-                label: l.t("Đỉnh (giờ)", "Peak (hour)").into(),
-                value: v as f64,
-                shown: fmt(v),
-                colour: chart::ORANGE,
-            });
+            bars.push(Bar::of(
+                l.t("Đỉnh (giờ)", "Peak (hour)"),
+                amount(p),
+                fmt,
+                chart::ORANGE,
+            ));
         }
         chart::bars(title, &bars, None)
     };
@@ -475,6 +472,13 @@ pub async fn namespace(
 pub struct ReasonForm {
     #[serde(default)]
     pub reason: String,
+}
+
+impl ReasonForm {
+    /// The reason given, if any.
+    pub fn given(&self) -> Option<&str> {
+        Some(self.reason.trim()).filter(|r| !r.is_empty())
+    }
 }
 
 async fn set_suspended(

@@ -120,6 +120,8 @@ pub struct AppState {
     pub oidc: Option<Arc<Oidc>>,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// Verified API tokens, remembered briefly ([`app::token_cache`]).
+    pub tokens: Arc<app::token_cache::TokenCache>,
 }
 
 /// The API's router.

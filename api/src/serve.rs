@@ -110,6 +110,8 @@ pub fn state(
     settings: Settings,
 ) -> (AppState, impl Future<Output = ()> + Send + 'static) {
     let (cluster, watches) = Cluster::new(client, target);
+    let tokens = Arc::new(crate::app::token_cache::TokenCache::default());
+    let follow = crate::app::token_cache::follow(tokens.clone(), db.clone());
     (
         AppState {
             db,
@@ -117,8 +119,12 @@ pub fn state(
             oidc: oidc.map(Arc::new),
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
+            tokens,
         },
-        watches,
+        // The cluster's watches and the token announcements run as long as the API does.
+        async move {
+            tokio::join!(watches, follow);
+        },
     )
 }
 

@@ -59,7 +59,10 @@ async fn migrate_then_register_a_principal_with_a_token(db: PgPool) {
     let caller = principals::by_token_hash(&db, &tokens::hash(&token))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(caller.map(|c| c.name).as_deref(), Some("platform-team"));
+    assert_eq!(
+        caller.map(|(c, _)| c.name).as_deref(),
+        Some("platform-team")
+    );
 
     // An org admin needs an organization; the error says so and nothing is registered.
     let out = Command::new(BIN)

@@ -806,3 +806,38 @@ async fn sync_writes(api: &TestApi) -> u64 {
         .unwrap_or_else(|e| panic!("{e}"));
     api.sim.resource_version() - before
 }
+
+/// A new request is written in one statement with its audit event: what the answer says is what
+/// is stored, and the audit log names it.
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn a_new_capacity_request_answers_what_is_stored_and_is_audited(db: PgPool) {
+    let api = TestApi::new(db).await;
+    let (status, made) = api
+        .post(
+            "/v1/capacity-requests",
+            "tenant-admin",
+            json!({"tenant": "demo-stttt", "namespace": "prod", "quota": {"cpu": "6", "pods": 60},
+                   "reason": "tuyển sinh", "effectiveFrom": (chrono::Utc::now() + chrono::Duration::days(3))}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let id = made["id"].as_str().unwrap_or_default();
+    let (status, stored) = api
+        .get(&format!("/v1/capacity-requests/{id}"), "tenant-admin")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(made, stored);
+    let (_, events) = api
+        .get("/v1/audit-events?action=capacity_request.create", "auditor")
+        .await;
+    let event = events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["objectId"] == id)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(event["actor"], "demo-stttt-admin", "{events}");
+    assert_eq!(event["tenant"], "demo-stttt", "{event}");
+    assert_eq!(event["detail"]["reason"], "tuyển sinh", "{event}");
+}

@@ -156,9 +156,9 @@ pub async fn create(
     let Some(patch) = patch.filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
     };
-    let mut tx = state.db.begin().await?;
-    let id = db::capacity_requests::insert(
-        &mut *tx,
+    let actor = caller.into();
+    let stored = db::capacity_requests::insert_audited(
+        &state.db,
         NewRequest {
             tenant_id: tenant.tenant_id,
             namespace,
@@ -167,15 +167,12 @@ pub async fn create(
             effective_from,
             requested_by: &caller.name,
         },
-    )
-    .await?;
-    audit::record(
-        &mut *tx,
         audit::Event {
-            actor: &caller.into(),
+            actor: &actor,
             action: "capacity_request.create",
             object_kind: "capacity_request",
-            object_id: id.to_string(),
+            // the statement writes the new request's id
+            object_id: String::new(),
             organization_id: Some(tenant.organization_id),
             tenant_id: Some(tenant.tenant_id),
             detail: json!({
@@ -185,9 +182,34 @@ pub async fn create(
         },
     )
     .await?;
-    let row = reread(&mut *tx, id).await?;
-    tx.commit().await?;
-    Ok(row)
+    Ok(RequestRow {
+        capacity_request_id: stored.capacity_request_id,
+        tenant_id: Some(tenant.tenant_id),
+        tenant: Some(tenant.name),
+        namespace: Some(namespace.clone()),
+        organization_id: tenant.organization_id,
+        organization: tenant.organization,
+        cpu_milli: patch.cpu_milli,
+        memory_bytes: patch.memory_bytes,
+        storage_bytes: patch.storage_bytes,
+        pods: patch.pods,
+        load_balancers: patch.load_balancers,
+        allotment_cpu_milli: None,
+        allotment_memory_bytes: None,
+        allotment_storage_bytes: None,
+        reason: body.reason.clone(),
+        effective_from: stored.effective_from,
+        state: stored.state,
+        requested_by: caller.name.clone(),
+        decided_by: None,
+        decided_at: None,
+        decision_reason: None,
+        quota_written_at: None,
+        tenant_version: None,
+        applied_at: None,
+        created_at: stored.created_at,
+        updated_at: stored.updated_at,
+    })
 }
 
 /// Asks the platform's operator for an organization's allotment to change (its org admins, or a

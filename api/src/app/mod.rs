@@ -22,6 +22,7 @@ pub mod sessions;
 pub mod statement;
 pub mod sync;
 pub mod tenants;
+pub mod token_cache;
 pub mod usage;
 
 pub use error::{AppError, AppResult};

@@ -28,7 +28,18 @@ pub use crate::db::principals::PrincipalRow;
 /// failing that, the first group rule that names one of its groups gives its role.
 pub async fn authenticate(state: &AppState, credential: &str) -> AppResult<Option<Caller>> {
     if token::looks_like_token(credential) {
-        return Ok(db::principals::by_token_hash(&state.db, &token::hash(credential)).await?);
+        let hash = token::hash(credential);
+        if let Some(caller) = state.tokens.get(&hash) {
+            return Ok(Some(caller));
+        }
+        let generation = state.tokens.generation();
+        let found = db::principals::by_token_hash(&state.db, &hash).await?;
+        if let Some((caller, expires_at)) = &found {
+            state
+                .tokens
+                .put(hash, caller.clone(), *expires_at, generation);
+        }
+        return Ok(found.map(|(caller, _)| caller));
     }
     let Some(oidc) = &state.oidc else {
         return Ok(None);
@@ -331,6 +342,8 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> AppResult<()
     )
     .await?;
     tx.commit().await?;
+    // This replica refuses the token at once; the others when the database announces it.
+    state.tokens.clear();
     Ok(())
 }
 
@@ -377,5 +390,6 @@ pub async fn rotate_token(
         .await?
         .ok_or_else(|| AppError::Internal("principal vanished".into()))?;
     tx.commit().await?;
+    state.tokens.clear();
     Ok((row, issued))
 }

@@ -83,9 +83,10 @@ pub async fn visible_with_namespaces(
     caller: &Caller,
     name: &str,
 ) -> AppResult<(TenantRow, Vec<NamespaceRow>)> {
-    let t = visible(state, caller, name).await?;
-    let namespaces = db::tenants::namespaces(&state.db, &[t.tenant_id]).await?;
-    Ok((t, namespaces))
+    db::tenants::by_name_with_namespaces(&state.db, name)
+        .await?
+        .filter(|(t, _)| caller.sees(Scope::tenant(t.organization_id, t.tenant_id)))
+        .ok_or_else(|| AppError::not_found("tenant", name))
 }
 
 async fn views(state: &AppState, rows: Vec<TenantRow>) -> AppResult<Vec<TenantView>> {
@@ -127,8 +128,12 @@ pub async fn list(
 
 /// A tenant the caller may see.
 pub async fn show(state: &AppState, caller: &Caller, name: &str) -> AppResult<TenantView> {
-    let row = visible(state, caller, name).await?;
-    view_by_id(state, row.tenant_id).await
+    let (row, namespaces) = visible_with_namespaces(state, caller, name).await?;
+    Ok(TenantView {
+        status: state.cluster.tenant_status(&row.name),
+        namespaces,
+        row,
+    })
 }
 
 /// A tenant just written, read back by id (even while it terminates).
@@ -388,6 +393,7 @@ pub async fn offboard(state: &AppState, caller: &Caller, name: &str) -> AppResul
         .await?;
     }
     tx.commit().await?;
+    state.tokens.clear();
     for provider in providers {
         apply_tenant(state, provider, Apply::Always).await?;
     }

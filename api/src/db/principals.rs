@@ -75,12 +75,15 @@ impl From<CallerRow> for Caller {
 }
 
 /// The principal holding this token, when the token is neither revoked nor expired and the
-/// principal not removed.
-pub async fn by_token_hash(db: impl PgExecutor<'_>, hash: &[u8]) -> sqlx::Result<Option<Caller>> {
-    let row = sqlx::query_as!(
-        CallerRow,
+/// principal not removed, with when the token expires.
+pub async fn by_token_hash(
+    db: impl PgExecutor<'_>,
+    hash: &[u8],
+) -> sqlx::Result<Option<(Caller, Option<DateTime<Utc>>)>> {
+    let row = sqlx::query!(
         r#"select p.name, p.role as "role: Role",
-                  coalesce(p.organization_id, t.organization_id) as organization_id, p.tenant_id
+                  coalesce(p.organization_id, t.organization_id) as organization_id, p.tenant_id,
+                  k.expires_at
            from api_token k
            join principal p on p.principal_id = k.principal_id
            left join tenant t on t.tenant_id = p.tenant_id
@@ -90,7 +93,35 @@ pub async fn by_token_hash(db: impl PgExecutor<'_>, hash: &[u8]) -> sqlx::Result
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(Into::into))
+    Ok(row.map(|r| {
+        (
+            Caller {
+                name: r.name,
+                role: r.role,
+                organization_id: r.organization_id,
+                tenant_id: r.tenant_id,
+            },
+            r.expires_at,
+        )
+    }))
+}
+
+/// Announcements that who may call the API changed (migration 0010: any update or delete of a
+/// token or a principal), on a connection of its own.
+pub struct AuthChanges(sqlx::postgres::PgListener);
+
+impl AuthChanges {
+    pub async fn listen(pool: &sqlx::PgPool) -> sqlx::Result<Self> {
+        let mut l = sqlx::postgres::PgListener::connect_with(pool).await?;
+        l.listen("govcloud_auth").await?;
+        Ok(Self(l))
+    }
+
+    /// The next announcement: `Ok(true)`; `Ok(false)` when the connection was lost (and
+    /// announcements with it; the next call reconnects).
+    pub async fn next(&mut self) -> sqlx::Result<bool> {
+        Ok(self.0.try_recv().await?.is_some())
+    }
 }
 
 /// The principal registered for this OIDC subject, unless removed.

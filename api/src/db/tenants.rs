@@ -41,6 +41,9 @@ pub struct TenantRow {
     pub gone_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Its namespaces, when the query asked for them in the same round trip
+    /// ([`by_name_with_namespaces`]).
+    pub namespaces: Option<Json<Vec<NamespaceRow>>>,
 }
 
 impl TenantRow {
@@ -112,6 +115,9 @@ pub struct HeldNamespaceRow {
 /// Selects [`TenantRow`]s: the columns, then `$rest` (the where clause and so on).
 macro_rules! select_tenants {
     ($rest:literal $(, $arg:expr)* $(,)?) => {
+        select_tenants!(@with "null::jsonb", $rest $(, $arg)*)
+    };
+    (@with $namespaces:literal, $rest:literal $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             TenantRow,
             r#"select t.tenant_id, t.name, t.organization_id, o.name as organization, t.display_name,
@@ -120,7 +126,7 @@ macro_rules! select_tenants {
                       t.network as "network: Json<Network>", t.billing as "billing: Json<Billing>",
                       t.suspended, t.suspended_at, t.suspended_by, t.suspend_reason, t.spec_version, t.applied_version, t.applied_at, t.apply_error,
                       t.apply_attempts, t.next_apply_at, t.apply_refused, t.offboarded_at,
-                      t.offboarded_by, t.gone_at, t.created_at, t.updated_at
+                      t.offboarded_by, t.gone_at, t.created_at, t.updated_at, "# + $namespaces + r#" as "namespaces: Json<Vec<NamespaceRow>>"
                from tenant t join organization o using (organization_id) "# + $rest
             $(, $arg)*
         )
@@ -311,6 +317,28 @@ pub async fn by_name(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option
     select_tenants!("where t.name = $1 and t.gone_at is null", name)
         .fetch_optional(db)
         .await
+}
+
+/// A tenant by name (unless gone) with its namespaces, in one round trip.
+pub async fn by_name_with_namespaces(
+    db: impl PgExecutor<'_>,
+    name: &str,
+) -> sqlx::Result<Option<(TenantRow, Vec<NamespaceRow>)>> {
+    let row = select_tenants!(
+        @with
+        "(select coalesce(jsonb_agg(jsonb_build_object('tenant_id', n.tenant_id, 'name', n.name,
+              'cpu_milli', n.cpu_milli, 'memory_bytes', n.memory_bytes, 'storage_bytes', n.storage_bytes,
+              'pods', n.pods, 'load_balancers', n.load_balancers) order by n.name), '[]'::jsonb)
+           from tenant_namespace n where n.tenant_id = t.tenant_id)",
+        "where t.name = $1 and t.gone_at is null",
+        name
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|mut t| {
+        let namespaces = t.namespaces.take().map(|j| j.0).unwrap_or_default();
+        (t, namespaces)
+    }))
 }
 
 /// A tenant by id, even once gone.

@@ -1,0 +1,185 @@
+//! Verified API tokens, remembered briefly so a request costs no lookup of its token — and
+//! forgotten the moment anything about who may call changes.
+//!
+//! Every update or delete of a token or a principal is announced by PostgreSQL on the channel
+//! `govcloud_auth` when it commits (migration 0010), and every replica empties its cache on each
+//! announcement. The cache is used only while that announcement channel is connected: when the
+//! connection drops (announcements could be lost) it is emptied and every request looks its token
+//! up again until it is back. A use case that revokes also empties this replica's cache itself
+//! after committing, so the very next request here is refused without waiting for the
+//! announcement; other replicas drop it when the announcement arrives (milliseconds). An entry
+//! lives at most [`TTL`] in any case, and a token's expiry is checked on every hit.
+//!
+//! A lookup that started before a revocation cannot put its stale answer back: entries are
+//! stored only if the cache was not emptied since the lookup began (its generation).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::principal::Caller;
+
+/// The longest a verified token is remembered.
+pub const TTL: Duration = Duration::from_secs(30);
+/// The most tokens remembered; past it the cache starts again empty.
+const CAPACITY: usize = 10_000;
+
+struct Entry {
+    caller: Caller,
+    expires_at: Option<DateTime<Utc>>,
+    verified: Instant,
+}
+
+#[derive(Default)]
+pub struct TokenCache {
+    entries: RwLock<HashMap<Vec<u8>, Entry>>,
+    generation: AtomicU64,
+    /// Whether announcements are being received (only then is anything remembered).
+    live: AtomicBool,
+}
+
+impl TokenCache {
+    /// The caller of a remembered token, if it is still good.
+    pub fn get(&self, hash: &[u8]) -> Option<Caller> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        let entries = self.entries.read().ok()?;
+        let e = entries.get(hash)?;
+        let fresh = e.verified.elapsed() < TTL;
+        let unexpired = e.expires_at.is_none_or(|at| at > Utc::now());
+        (fresh && unexpired).then(|| e.caller.clone())
+    }
+
+    /// Where the cache stands before a lookup: pass it to [`Self::put`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Remembers a verified token, unless the cache was emptied since `generation`.
+    pub fn put(
+        &self,
+        hash: Vec<u8>,
+        caller: Caller,
+        expires_at: Option<DateTime<Utc>>,
+        generation: u64,
+    ) {
+        if !self.live.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        // Checked under the lock that `clear` takes too.
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        if entries.len() >= CAPACITY {
+            entries.clear();
+        }
+        entries.insert(
+            hash,
+            Entry {
+                caller,
+                expires_at,
+                verified: Instant::now(),
+            },
+        );
+    }
+
+    /// Forgets every token.
+    pub fn clear(&self) {
+        let mut entries = match self.entries.write() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.clear();
+    }
+
+    /// Whether announcements are received; turning it off forgets everything.
+    pub fn set_live(&self, live: bool) {
+        self.clear();
+        self.live.store(live, Ordering::Release);
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+}
+
+/// Keeps the cache in step with the database's announcements, reconnecting when the
+/// connection drops, until the task is dropped.
+pub async fn follow(cache: std::sync::Arc<TokenCache>, db: sqlx::PgPool) {
+    loop {
+        match crate::db::principals::AuthChanges::listen(&db).await {
+            Ok(mut changes) => {
+                cache.set_live(true);
+                loop {
+                    match changes.next().await {
+                        Ok(true) => cache.clear(),
+                        Ok(false) => {
+                            // Reconnected: what was announced meanwhile is lost.
+                            tracing::info!(
+                                "the token announcements' connection was lost; the token cache starts again empty"
+                            );
+                            cache.clear();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the token announcements stopped; tokens are looked up on every request until they are back");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for token announcements; tokens are looked up on every request");
+            }
+        }
+        cache.set_live(false);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::principal::Role;
+
+    fn caller() -> Caller {
+        Caller {
+            name: "a".into(),
+            role: Role::Auditor,
+            organization_id: None,
+            tenant_id: None,
+        }
+    }
+
+    #[test]
+    fn nothing_is_remembered_unless_announcements_are_received() {
+        let c = TokenCache::default();
+        c.put(vec![1], caller(), None, c.generation());
+        assert_eq!(c.get(&[1]), None);
+        c.set_live(true);
+        c.put(vec![1], caller(), None, c.generation());
+        assert_eq!(c.get(&[1]), Some(caller()));
+        c.set_live(false);
+        assert_eq!(c.get(&[1]), None);
+    }
+
+    #[test]
+    fn a_lookup_from_before_a_clear_is_not_stored_and_expiry_is_checked_on_each_hit() {
+        let c = TokenCache::default();
+        c.set_live(true);
+        let before = c.generation();
+        c.clear(); // a revocation committed while the lookup ran
+        c.put(vec![1], caller(), None, before);
+        assert_eq!(c.get(&[1]), None);
+        let past = Utc::now() - chrono::Duration::seconds(1);
+        c.put(vec![2], caller(), Some(past), c.generation());
+        assert_eq!(c.get(&[2]), None);
+    }
+}

@@ -1,5 +1,6 @@
 //! Throughput and latency of two API routes at 64 concurrent connections, beside a minimal
-//! axum handler that runs one comparable query on the same database in the same run.
+//! axum handler that runs one comparable query on the same database in the same run (its own
+//! pool of the same size, with sqlx's defaults; the API's pool is `govcloud serve`'s).
 //!
 //!   cargo bench -p govcloud-api --bench http [-- SECONDS]     (default 10 s per route)
 //!
@@ -161,9 +162,15 @@ async fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(10);
     let bench = support::start(20).await;
-    let (db, state, tokens) = (bench.db.clone(), bench.state.clone(), bench.tokens.clone());
+    let (state, tokens) = (bench.state.clone(), bench.tokens.clone());
     let api = listen(govcloud_api::app(state)).await;
-    let base = listen(minimal(db.clone())).await;
+    // The baseline's own pool of the same size, as sqlx makes one by default.
+    let bare = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(20)
+        .connect(&bench.pg_url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let base = listen(minimal(bare)).await;
     let token = tokens.get("tenant-admin").cloned();
     let request = json!({"tenant": "demo-stttt", "namespace": "prod", "quota": {"cpu": "6"}, "reason": "benchmark"});
 

@@ -67,6 +67,10 @@ pub async fn connect_database(args: &DatabaseArgs) -> Result<PgPool, ServeError>
     PgPoolOptions::new()
         .max_connections(args.db_max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // No ping before each query (a round trip each): a connection that died fails its
+        // query, which answers 503/500 once, and the pool closes it. Idle ones are closed
+        // after 10 minutes and every one after 30 (sqlx's defaults) either way.
+        .test_before_acquire(false)
         .connect(&args.database_url)
         .await
         .map_err(ServeError::ConnectDatabase)

@@ -33,11 +33,13 @@ pub async fn start(max_connections: u32) -> Bench {
         .tempdir_in("/tmp")
         .unwrap_or_else(|e| panic!("{e}"));
     let pg = PrivatePostgres::start(&dir.path().join("pg")).unwrap_or_else(|e| panic!("{e}"));
-    let db = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(max_connections)
-        .connect(&pg.url)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    // The API's pool as `govcloud serve` makes it.
+    let db = govcloud_api::serve::connect_database(&govcloud_api::config::DatabaseArgs {
+        database_url: pg.url.clone(),
+        db_max_connections: max_connections,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     govcloud_api::serve::migrate(&db)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

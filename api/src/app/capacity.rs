@@ -14,7 +14,7 @@ use crate::app::fit::{Change, judge, judge_allotment};
 use crate::app::sync::{Apply, apply_tenant, write_allotment, write_quota};
 use crate::app::tenants::{ensure_active, visible_with_namespaces};
 use crate::app::{AppError, AppResult};
-use crate::db::capacity_requests::{ListFilter, NewRequest};
+use crate::db::capacity_requests::{AskScope, ListFilter, NewRequest, Stored};
 use crate::db::organizations::Allotment;
 use crate::db::{self, audit};
 use crate::domain::capacity::Scheduled;
@@ -142,65 +142,89 @@ pub async fn create(
         }
         return Err(AppError::Invalid(errors));
     };
-    let (tenant, namespaces) = visible_with_namespaces(state, caller, tenant_name).await?;
-    ensure_active(&tenant)?;
     let mut errors = Vec::new();
-    if !namespaces.iter().any(|n| &n.name == namespace) {
-        errors.push(FieldError::new(
-            "namespace",
-            format!("tenant {} has no namespace {namespace:?}", tenant.name),
-        ));
-    }
     let patch = quota.parse("quota", &mut errors);
     let effective_from = reason_and_date(body, &mut errors);
-    let Some(patch) = patch.filter(|_| errors.is_empty()) else {
+    let request = patch.filter(|_| errors.is_empty()).map(|patch| NewRequest {
+        namespace,
+        patch,
+        reason: &body.reason,
+        effective_from,
+        requested_by: &caller.name,
+    });
+    let actor = caller.into();
+    let event = audit::Event {
+        actor: &actor,
+        action: "capacity_request.create",
+        object_kind: "capacity_request",
+        // the statement writes the new request's id and its tenant's
+        object_id: String::new(),
+        organization_id: None,
+        tenant_id: None,
+        detail: json!({
+            "tenant": tenant_name, "namespace": namespace, "quota": quota,
+            "reason": body.reason, "effectiveFrom": effective_from,
+        }),
+    };
+    let scope = AskScope {
+        only_organization: caller.organization_filter(),
+        only_tenant: caller.tenant_filter(),
+    };
+    // The common case in one round trip; when it writes nothing, find out why.
+    if let Some(r) = &request
+        && let Some(stored) =
+            db::capacity_requests::insert_for_namespace(&state.db, tenant_name, &scope, r, &event)
+                .await?
+    {
+        return Ok(new_row(stored, tenant_name, r, &body.reason, &caller.name));
+    }
+    let (tenant, namespaces) = visible_with_namespaces(state, caller, tenant_name).await?;
+    ensure_active(&tenant)?;
+    if !namespaces.iter().any(|n| &n.name == namespace) {
+        // Named first, as the field it is.
+        errors.insert(
+            0,
+            FieldError::new(
+                "namespace",
+                format!("tenant {} has no namespace {namespace:?}", tenant.name),
+            ),
+        );
+    }
+    let Some(r) = request.filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
     };
-    let actor = caller.into();
-    let stored = db::capacity_requests::insert_audited(
-        &state.db,
-        NewRequest {
-            tenant_id: tenant.tenant_id,
-            namespace,
-            patch,
-            reason: &body.reason,
-            effective_from,
-            requested_by: &caller.name,
-        },
-        audit::Event {
-            actor: &actor,
-            action: "capacity_request.create",
-            object_kind: "capacity_request",
-            // the statement writes the new request's id
-            object_id: String::new(),
-            organization_id: Some(tenant.organization_id),
-            tenant_id: Some(tenant.tenant_id),
-            detail: json!({
-                "tenant": tenant.name, "namespace": namespace, "quota": quota,
-                "reason": body.reason, "effectiveFrom": effective_from,
-            }),
-        },
-    )
-    .await?;
-    Ok(RequestRow {
+    // Valid after all: the tenant changed between the two reads. Try once more.
+    db::capacity_requests::insert_for_namespace(&state.db, tenant_name, &scope, &r, &event)
+        .await?
+        .map(|stored| new_row(stored, tenant_name, &r, &body.reason, &caller.name))
+        .ok_or_else(|| {
+            AppError::Conflict(format!(
+                "tenant {tenant_name} changed while the request was written; send it again"
+            ))
+        })
+}
+
+/// A namespace's request as just stored, without reading it back.
+fn new_row(stored: Stored, tenant: &str, r: &NewRequest<'_>, reason: &str, by: &str) -> RequestRow {
+    RequestRow {
         capacity_request_id: stored.capacity_request_id,
-        tenant_id: Some(tenant.tenant_id),
-        tenant: Some(tenant.name),
-        namespace: Some(namespace.clone()),
-        organization_id: tenant.organization_id,
-        organization: tenant.organization,
-        cpu_milli: patch.cpu_milli,
-        memory_bytes: patch.memory_bytes,
-        storage_bytes: patch.storage_bytes,
-        pods: patch.pods,
-        load_balancers: patch.load_balancers,
+        tenant_id: Some(stored.tenant_id),
+        tenant: Some(tenant.to_string()),
+        namespace: Some(r.namespace.to_string()),
+        organization_id: stored.organization_id,
+        organization: stored.organization,
+        cpu_milli: r.patch.cpu_milli,
+        memory_bytes: r.patch.memory_bytes,
+        storage_bytes: r.patch.storage_bytes,
+        pods: r.patch.pods,
+        load_balancers: r.patch.load_balancers,
         allotment_cpu_milli: None,
         allotment_memory_bytes: None,
         allotment_storage_bytes: None,
-        reason: body.reason.clone(),
+        reason: reason.to_string(),
         effective_from: stored.effective_from,
         state: stored.state,
-        requested_by: caller.name.clone(),
+        requested_by: by.to_string(),
         decided_by: None,
         decided_at: None,
         decision_reason: None,
@@ -209,7 +233,7 @@ pub async fn create(
         applied_at: None,
         created_at: stored.created_at,
         updated_at: stored.updated_at,
-    })
+    }
 }
 
 /// Asks the platform's operator for an organization's allotment to change (its org admins, or a

@@ -104,7 +104,6 @@ macro_rules! select_requests {
 }
 
 pub struct NewRequest<'a> {
-    pub tenant_id: Uuid,
     pub namespace: &'a str,
     pub patch: QuotaPatch,
     pub reason: &'a str,
@@ -139,27 +138,47 @@ pub async fn insert_allotment(
 }
 
 /// Stores a new pending request; answers its id.
+/// Who may ask for a namespace's request: only tenants of this organization, and only this
+/// tenant, where set (the caller's scope, as [`crate::domain::principal::Caller`] filters lists).
+pub struct AskScope {
+    pub only_organization: Option<Uuid>,
+    pub only_tenant: Option<Uuid>,
+}
+
 /// Stores a new pending request for a namespace and its audit event, in one statement (so at
-/// once, without a transaction's extra round trips); answers the row as stored.
-pub async fn insert_audited(
+/// once, in one round trip): only when the tenant exists in the scope, is not being offboarded
+/// and has the namespace. `None` otherwise, and nothing is written (the caller finds out why).
+pub async fn insert_for_namespace(
     db: impl PgExecutor<'_>,
-    r: NewRequest<'_>,
-    e: crate::db::audit::Event<'_>,
-) -> sqlx::Result<Stored> {
+    tenant: &str,
+    scope: &AskScope,
+    r: &NewRequest<'_>,
+    e: &crate::db::audit::Event<'_>,
+) -> sqlx::Result<Option<Stored>> {
     sqlx::query_as!(
         Stored,
-        r#"with r as (
+        r#"with t as (
+               select t.tenant_id, t.organization_id, o.name as organization
+               from tenant t join organization o using (organization_id)
+               join tenant_namespace n on n.tenant_id = t.tenant_id and n.name = $2
+               where t.name = $1 and t.gone_at is null and t.offboarded_at is null
+                 and ($17::uuid is null or t.organization_id = $17)
+                 and ($18::uuid is null or t.tenant_id = $18)),
+           r as (
                insert into capacity_request (tenant_id, namespace, cpu_milli, memory_bytes, storage_bytes,
                                              pods, load_balancers, reason, effective_from, state, requested_by)
-               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-               returning capacity_request_id, state, effective_from, created_at, updated_at),
+               select t.tenant_id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 from t
+               returning capacity_request_id, tenant_id, state, effective_from, created_at, updated_at),
            a as (
                insert into audit_event (actor, actor_role, action, object_kind, object_id,
                                         organization_id, tenant_id, detail)
-               select $12, $13, $14, $15, r.capacity_request_id::text, $16, $1, $17 from r)
-           select capacity_request_id, state as "state: RequestState", effective_from, created_at,
-                  updated_at from r"#,
-        r.tenant_id,
+               select $12, $13, $14, $15, r.capacity_request_id::text, t.organization_id, t.tenant_id, $16
+               from r join t using (tenant_id))
+           select r.capacity_request_id, r.tenant_id as "tenant_id!", t.organization_id as "organization_id!",
+                  t.organization as "organization!", r.state as "state: RequestState", r.effective_from,
+                  r.created_at, r.updated_at
+           from r join t using (tenant_id)"#,
+        tenant,
         r.namespace,
         r.patch.cpu_milli,
         r.patch.memory_bytes,
@@ -174,16 +193,20 @@ pub async fn insert_audited(
         e.actor.role,
         e.action,
         e.object_kind,
-        e.organization_id,
-        sqlx::types::Json(e.detail) as _,
+        sqlx::types::Json(&e.detail) as _,
+        scope.only_organization,
+        scope.only_tenant,
     )
-    .fetch_one(db)
+    .fetch_optional(db)
     .await
 }
 
 /// What the database gave a new request.
 pub struct Stored {
     pub capacity_request_id: Uuid,
+    pub tenant_id: Uuid,
+    pub organization_id: Uuid,
+    pub organization: String,
     pub state: RequestState,
     /// As stored (to the microsecond).
     pub effective_from: DateTime<Utc>,

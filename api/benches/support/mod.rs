@@ -1,6 +1,7 @@
 //! What the API's benches start from: a private PostgreSQL from the machine's binaries in a
 //! temporary directory, migrated; the simulated cluster with the Tenant CRD; the API's state,
 //! seeded with the demo data of `govcloud dev` and its tokens.
+#![allow(dead_code)] // each bench uses part of it
 
 use std::collections::BTreeMap;
 

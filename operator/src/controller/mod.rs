@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAc
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -207,6 +208,18 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     let _timer = ctx.telemetry.reconcile_started();
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     let name = tenant.name_any();
+    // A new tenant gets its finalizer and its objects in the same pass (kube's helper would add
+    // the finalizer and wait for that change to come back, which the Tenant stream's predicate
+    // does not pass on).
+    let tenant = match with_finalizer(&api, tenant).await {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(Error::Finalizer {
+                name,
+                source: Box::new(kube::runtime::finalizer::Error::AddFinalizer(e)),
+            });
+        }
+    };
     let result = finalizer(&api, FINALIZER, tenant, |event| async {
         match event {
             Finalizer::Apply(t) => apply_tenant(&t, &ctx).await,
@@ -228,6 +241,94 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
             source: Box::new(e),
         }),
     }
+}
+
+/// The tenant with the finalizer: added (guarded by its resourceVersion) unless it is there
+/// or the tenant is being deleted.
+async fn with_finalizer(
+    api: &Api<Tenant>,
+    tenant: Arc<Tenant>,
+) -> Result<Arc<Tenant>, kube::Error> {
+    let meta = tenant.meta();
+    let has = meta.finalizers.iter().flatten().any(|f| f == FINALIZER);
+    if has || meta.deletion_timestamp.is_some() {
+        return Ok(tenant);
+    }
+    let rv = meta.resource_version.clone().unwrap_or_default();
+    let patch: json_patch::Patch = serde_json::from_value(match &meta.finalizers {
+        None => json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]},
+        ]),
+        Some(_) => json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER},
+        ]),
+    })
+    .map_err(kube::Error::SerdeError)?;
+    let patched = api
+        .patch(
+            &tenant.name_any(),
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await?;
+    Ok(Arc::new(patched))
+}
+
+/// What of a Tenant calls for a reconcile: its spec (generation), its finalizers and whether it
+/// is being deleted. Its status (the operator's own writes) and resourceVersion do not.
+fn tenant_trigger(t: &Tenant) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    t.meta().generation.hash(&mut h);
+    t.meta().finalizers.hash(&mut h);
+    t.meta().deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+/// Whether a watch event of an owned object is only the operator's own write coming back: the
+/// latest entries of its managedFields are all the operator's. Anyone else's change (in the
+/// same second or later), and every deletion, still triggers a reconcile.
+pub fn own_write(meta: &kube::api::ObjectMeta) -> bool {
+    let entries = meta.managed_fields.iter().flatten();
+    let Some(latest) = entries
+        .clone()
+        .filter_map(|e| e.time.as_ref())
+        .map(|t| t.0)
+        .max()
+    else {
+        return false;
+    };
+    entries
+        .filter(|e| e.time.as_ref().is_some_and(|t| t.0 == latest))
+        .all(|e| e.manager.as_deref() == Some(FIELD_MANAGER))
+}
+
+/// The trigger stream of an owned kind: every change but the operator's own writes.
+fn owned_changes<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    watcher(api, config).flat_map(|event| {
+        let items: Vec<Result<K, watcher::Error>> = match event {
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                if own_write(o.meta()) {
+                    Vec::new()
+                } else {
+                    vec![Ok(o)]
+                }
+            }
+            Ok(watcher::Event::Delete(o)) => vec![Ok(o)],
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => Vec::new(),
+            Err(e) => vec![Err(e)],
+        };
+        futures::stream::iter(items)
+    })
 }
 
 /// The delay before retrying a tenant that failed `n` times in a row: 0.5 s doubling to 5 min.
@@ -450,7 +551,13 @@ pub async fn run(
 ) {
     let tenants: Api<Tenant> = Api::all(client.clone());
     let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}"));
-    let controller = Controller::new(tenants.clone(), watcher::Config::default()).with_config(
+    // The store sees every Tenant event; reconciles are triggered only by what calls for one.
+    let (store, writer) = kube::runtime::reflector::store();
+    let tenant_events =
+        kube::runtime::reflector(writer, watcher(tenants.clone(), watcher::Config::default()))
+            .applied_objects()
+            .predicate_filter(tenant_trigger, Default::default());
+    let controller = Controller::for_stream(tenant_events, store).with_config(
         kube::runtime::controller::Config::default()
             .concurrency(settings.concurrency)
             .debounce(settings.debounce),
@@ -483,34 +590,57 @@ pub async fn run(
         telemetry,
     ));
     controller
-        .owns(Api::<Namespace>::all(client.clone()), owned.clone())
-        .owns(Api::<ResourceQuota>::all(client.clone()), owned.clone())
-        .owns(Api::<LimitRange>::all(client.clone()), owned.clone())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), owned.clone())
-        .owns(Api::<RoleBinding>::all(client.clone()), owned.clone())
-        .owns(Api::<ServiceAccount>::all(client.clone()), owned)
+        .owns_stream(owned_changes(
+            Api::<Namespace>::all(client.clone()),
+            owned.clone(),
+        ))
+        .owns_stream(owned_changes(
+            Api::<ResourceQuota>::all(client.clone()),
+            owned.clone(),
+        ))
+        .owns_stream(owned_changes(
+            Api::<LimitRange>::all(client.clone()),
+            owned.clone(),
+        ))
+        .owns_stream(owned_changes(
+            Api::<NetworkPolicy>::all(client.clone()),
+            owned.clone(),
+        ))
+        .owns_stream(owned_changes(
+            Api::<RoleBinding>::all(client.clone()),
+            owned.clone(),
+        ))
+        .owns_stream(owned_changes(
+            Api::<ServiceAccount>::all(client.clone()),
+            owned,
+        ))
         // A tenant's links concern others: the tenants it grants (their egress) and the tenants
         // that grant it (their LinksResolved condition).
-        .watches(tenants, watcher::Config::default(), move |t: Tenant| {
-            let me = t.name_any();
-            let mut refs: BTreeSet<String> = t
-                .spec
-                .network
-                .allow_from
-                .iter()
-                .map(|g| g.tenant.clone())
-                .collect();
-            for other in links_store.state() {
-                if other.spec.network.allow_from.iter().any(|g| g.tenant == me) {
-                    refs.insert(other.name_any());
+        // Every Tenant event, status included: a link's two ends are reconciled on each
+        // other's changes (a tenant's own events are mapped to its partners only).
+        .watches_stream(
+            watcher(tenants, watcher::Config::default()).applied_objects(),
+            move |t: Tenant| {
+                let me = t.name_any();
+                let mut refs: BTreeSet<String> = t
+                    .spec
+                    .network
+                    .allow_from
+                    .iter()
+                    .map(|g| g.tenant.clone())
+                    .collect();
+                for other in links_store.state() {
+                    if other.spec.network.allow_from.iter().any(|g| g.tenant == me) {
+                        refs.insert(other.name_any());
+                    }
                 }
-            }
-            refs.remove(&me);
-            refs.into_iter()
-                .map(|n| ObjectRef::new(&n))
-                .filter(|r| links_store.get(r).is_some())
-                .collect::<Vec<_>>()
-        })
+                refs.remove(&me);
+                refs.into_iter()
+                    .map(|n| ObjectRef::new(&n))
+                    .filter(|r| links_store.get(r).is_some())
+                    .collect::<Vec<_>>()
+            },
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

@@ -276,14 +276,24 @@ async fn with_finalizer(
     Ok(Arc::new(patched))
 }
 
-/// What of a Tenant calls for a reconcile: its spec (generation), its finalizers and whether it
-/// is being deleted. Its status (the operator's own writes) and resourceVersion do not.
+/// What of a Tenant calls for a reconcile: its spec (generation), whether it is being deleted,
+/// and others' finalizers. Its status and our own finalizer do not: both are the operator's own
+/// writes (a reconcile adds the finalizer and applies in the same pass, and puts it back on the
+/// next pass should anyone remove it).
 fn tenant_trigger(t: &Tenant) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     t.meta().generation.hash(&mut h);
-    t.meta().finalizers.hash(&mut h);
     t.meta().deletion_timestamp.is_some().hash(&mut h);
+    for f in t
+        .meta()
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|f| *f != FINALIZER)
+    {
+        f.hash(&mut h);
+    }
     Some(h.finish())
 }
 
@@ -672,6 +682,70 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
+
+    fn entry(manager: &str, at: i64) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            time: Some(Time(
+                jiff::Timestamp::from_second(at).unwrap_or_else(|e| panic!("{e}")),
+            )),
+            ..ManagedFieldsEntry::default()
+        }
+    }
+
+    fn meta(entries: Vec<ManagedFieldsEntry>) -> kube::api::ObjectMeta {
+        kube::api::ObjectMeta {
+            managed_fields: Some(entries),
+            ..kube::api::ObjectMeta::default()
+        }
+    }
+
+    #[test]
+    fn only_the_operators_own_latest_write_is_ignored() {
+        // Ours is the latest: our write coming back.
+        assert!(own_write(&meta(vec![
+            entry("kube-controller-manager", 10),
+            entry(FIELD_MANAGER, 20)
+        ])));
+        // Someone else wrote after us, or in the same second: a change to look at.
+        assert!(!own_write(&meta(vec![
+            entry(FIELD_MANAGER, 20),
+            entry("kubectl-edit", 30)
+        ])));
+        assert!(!own_write(&meta(vec![
+            entry(FIELD_MANAGER, 20),
+            entry("kubectl-edit", 20)
+        ])));
+        // Nothing to tell by: look.
+        assert!(!own_write(&meta(Vec::new())));
+    }
+
+    #[test]
+    fn a_tenants_status_and_own_finalizer_do_not_trigger_but_its_spec_and_deletion_do() {
+        let t: Tenant = serde_json::from_value(json!({
+            "apiVersion": "govcloud.io/v1alpha1", "kind": "Tenant",
+            "metadata": {"name": "a", "generation": 1},
+            "spec": {"displayName": "A", "organization": "o", "owners": [], "namespaces": [], "billing": {"plan": "Reserved"}}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let base = tenant_trigger(&t);
+        let mut with_status = t.clone();
+        with_status.status = Some(govcloud_tenant::crd::TenantStatus::default());
+        with_status.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        with_status.metadata.resource_version = Some("7".into());
+        assert_eq!(tenant_trigger(&with_status), base);
+        let mut edited = t.clone();
+        edited.metadata.generation = Some(2);
+        assert_ne!(tenant_trigger(&edited), base);
+        let mut deleted = t.clone();
+        deleted.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+        assert_ne!(tenant_trigger(&deleted), base);
+        let mut held = t;
+        held.metadata.finalizers = Some(vec!["backup.example/hold".into()]);
+        assert_ne!(tenant_trigger(&held), base);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

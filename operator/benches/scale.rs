@@ -2,6 +2,10 @@
 //! from a cold start against kubesim, the operator process's peak memory, and the cost of a
 //! resync pass in which nothing changed. Prints figures; asserts nothing about speed.
 //!
+//! The reference, in the same run: a minimal applier that server-side applies exactly the
+//! objects the operator builds for the same tenants (its own builders), with the same
+//! concurrency, against a fresh kubesim of the same settings — the cost of the writes alone.
+//!
 //!   cargo bench -p govcloud-operator --bench scale               # 1,000 then 10,000 tenants
 //!   cargo bench -p govcloud-operator --bench scale -- 200 2000   # other sizes
 
@@ -117,15 +121,122 @@ async fn ready_count(api: &Api<Tenant>) -> anyhow::Result<usize> {
         .count())
 }
 
-async fn run(n: usize) -> anyhow::Result<()> {
-    let sim = KubeSim::start_with(
-        Config {
-            history_limit: 200_000,
-            ..Config::default()
-        },
-        "127.0.0.1:0".parse()?,
+fn sim_config() -> Config {
+    Config {
+        history_limit: 200_000,
+        ..Config::default()
+    }
+}
+
+/// Applies one object as the operator does (server-side apply, its field manager, forced).
+async fn apply<K>(api: &Api<K>, obj: &K) -> anyhow::Result<()>
+where
+    K: kube::Resource + serde::Serialize + serde::de::DeserializeOwned + Clone + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    api.patch(
+        &name,
+        &kube::api::PatchParams::apply(govcloud_operator::build::FIELD_MANAGER).force(),
+        &kube::api::Patch::Apply(obj),
     )
     .await?;
+    Ok(())
+}
+
+/// The reference: every object the operator would make for the tenants, applied once each with
+/// the operator's concurrency (16 tenants at a time). Answers the time and the calls made.
+async fn minimal_applier(n: usize) -> anyhow::Result<(Duration, u64)> {
+    use govcloud_operator::build::namespace::build_namespace;
+    use govcloud_operator::build::network::build_network_policies;
+    use govcloud_operator::build::quota::{build_limit_range, build_resource_quota};
+    use govcloud_operator::build::rbac::{
+        build_deployer_role_binding, build_deployer_service_account, build_owner_role_binding,
+        build_tenant_cluster_role,
+    };
+    use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
+    use k8s_openapi::api::networking::v1::NetworkPolicy;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
+    let sim = KubeSim::start_with(sim_config(), "127.0.0.1:0".parse()?).await?;
+    let client: Client = sim.client()?;
+    let platform = govcloud_operator::build::Platform::default();
+    // The Tenants exist (what is built is owned by them, and the collector removes what an
+    // absent owner owns); creating them is not timed, as in the operator's run.
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &Tenant::crd())
+        .await?;
+    let tenants_api: Api<Tenant> = Api::all(client.clone());
+    let tenants: Vec<Tenant> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = tenants_api.clone();
+            async move { anyhow::Ok(api.create(&PostParams::default(), &tenant(i)?).await?) }
+        })
+        .buffer_unordered(32)
+        .try_collect()
+        .await?;
+    let before = sim.requests();
+    let start = Instant::now();
+    apply(
+        &Api::<ClusterRole>::all(client.clone()),
+        &build_tenant_cluster_role(&platform),
+    )
+    .await?;
+    futures::stream::iter(tenants.iter())
+        .map(|t| {
+            let (client, platform) = (client.clone(), &platform);
+            async move {
+                for ns in &t.spec.namespaces {
+                    let full = govcloud_tenant::names::namespace_name(
+                        &t.metadata.name.clone().unwrap_or_default(),
+                        &ns.name,
+                    );
+                    // Created, as the operator claims a namespace (it is never applied over
+                    // someone else's).
+                    Api::<Namespace>::all(client.clone())
+                        .create(&PostParams::default(), &build_namespace(t, ns))
+                        .await?;
+                    apply(
+                        &Api::<ServiceAccount>::namespaced(client.clone(), &full),
+                        &build_deployer_service_account(t, ns),
+                    )
+                    .await?;
+                    let rb = Api::<RoleBinding>::namespaced(client.clone(), &full);
+                    apply(&rb, &build_owner_role_binding(t, ns, platform)).await?;
+                    apply(&rb, &build_deployer_role_binding(t, ns, platform)).await?;
+                    apply(
+                        &Api::<ResourceQuota>::namespaced(client.clone(), &full),
+                        &build_resource_quota(t, ns, platform),
+                    )
+                    .await?;
+                    apply(
+                        &Api::<LimitRange>::namespaced(client.clone(), &full),
+                        &build_limit_range(t, ns),
+                    )
+                    .await?;
+                    let np = Api::<NetworkPolicy>::namespaced(client.clone(), &full);
+                    for p in build_network_policies(t, ns, &[], platform) {
+                        apply(&np, &p).await?;
+                    }
+                }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let took = start.elapsed();
+    let calls = sim.requests() - before;
+    sim.shutdown().await;
+    Ok((took, calls))
+}
+
+async fn run(n: usize) -> anyhow::Result<()> {
+    let (reference, reference_calls) = minimal_applier(n).await?;
+    println!(
+        "{n} tenants: the minimal applier wrote every object in {reference:.1?} ({:.1} calls per tenant)",
+        reference_calls as f64 / n as f64
+    );
+    let sim = KubeSim::start_with(sim_config(), "127.0.0.1:0".parse()?).await?;
     let dir = std::env::temp_dir().join(format!("govcloud-scale-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let kubeconfig = dir.join("kubeconfig");
@@ -155,6 +266,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     );
 
     // Cold start: the operator starts with every tenant waiting.
+    let calls_before = sim.requests();
     let op = Operator::start(&kubeconfig)?;
     let start = Instant::now();
     // Poll the operator's own gauge; confirm with one list at the end.
@@ -172,12 +284,20 @@ async fn run(n: usize) -> anyhow::Result<()> {
     }
     let to_ready = start.elapsed();
     let reconciles = op.reconciles().unwrap_or(0);
+    // The bench's own polling (a metrics scrape is not a call; one list per loop is).
+    let calls = sim.requests() - calls_before;
     let peak = op.stop();
     println!(
-        "{n} tenants: all {} namespaces Ready {to_ready:.1?} after a cold start ({:.0} tenants/s, {reconciles} reconciles); operator peak RSS {} MiB",
+        "{n} tenants: all {} namespaces Ready {to_ready:.1?} after a cold start ({:.0} tenants/s, {reconciles} reconciles = {:.2} per tenant, {:.1} calls per tenant); operator peak RSS {} MiB",
         2 * n,
         n as f64 / to_ready.as_secs_f64(),
+        reconciles as f64 / n as f64,
+        calls as f64 / n as f64,
         peak.map_or("?".to_string(), |kb| (kb / 1024).to_string()),
+    );
+    println!(
+        "{n} tenants: cold convergence / minimal applier = {:.2}",
+        to_ready.as_secs_f64() / reference.as_secs_f64()
     );
 
     // A resync pass in which nothing changed: a new operator reconciles every tenant once; no
@@ -194,6 +314,10 @@ async fn run(n: usize) -> anyhow::Result<()> {
     }
     let pass = start.elapsed();
     let peak = op.stop();
+    println!(
+        "{n} tenants: no-change resync / cold convergence = {:.2}",
+        pass.as_secs_f64() / to_ready.as_secs_f64()
+    );
     println!(
         "{n} tenants: resync pass with nothing changed took {pass:.1?} ({:.0} tenants/s, {:.2} ms per tenant), {} writes to the cluster (lease renewals included); operator peak RSS {} MiB",
         n as f64 / pass.as_secs_f64(),

@@ -206,6 +206,7 @@ impl KubeSim {
         }
         let (epoch, _) = watch::channel(0);
         let shared = Arc::new(Shared {
+            requests: std::sync::atomic::AtomicU64::new(0),
             store: Mutex::new(store),
             watch_epoch: epoch,
             bookmark_interval: config.bookmark_interval,
@@ -357,6 +358,13 @@ impl KubeSim {
     /// Ends every open watch, as an API server restart does; clients re-watch from where they were.
     pub fn end_watches(&self) {
         self.shared.watch_epoch.send_modify(|e| *e += 1);
+    }
+
+    /// How many requests the simulator has served (every client, watches counted once).
+    pub fn requests(&self) -> u64 {
+        self.shared
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The current resourceVersion of the cluster.

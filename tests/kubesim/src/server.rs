@@ -25,6 +25,8 @@ use crate::table;
 /// State shared by every request.
 pub struct Shared {
     pub store: Mutex<Store>,
+    /// Every request served, for benchmarks that count a client's calls.
+    pub requests: std::sync::atomic::AtomicU64,
     /// Bumped to end every open watch (a restart of the API server, as clients see it).
     pub watch_epoch: watch::Sender<u64>,
     pub bookmark_interval: Duration,
@@ -300,6 +302,9 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    shared
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = uri.path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let q = parse_query(&uri);

@@ -568,3 +568,118 @@ async fn sessions_see_what_the_api_lets_them_and_end_on_sign_out_or_removal(db: 
     let (status, _, _) = send(&router, Method::GET, "/requests", Some(&session), None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
+
+/// Every scoped page and action of the console, for every person who can sign in, on their own
+/// agency, a sibling agency of the same organization and an agency of another organization:
+/// what the API would let them see answers the page, the rest 404, exactly as in the API.
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn each_role_sees_its_own_scope_and_nothing_else(db: PgPool) {
+    let settings = Settings {
+        console: Console {
+            dev_sign_in: true,
+            ..Console::default()
+        },
+        ..Settings::default()
+    };
+    let api = TestApi::with_settings(db, settings).await;
+    support::seed_billing(&api).await;
+    let router = api.router();
+    let month = support::last_month();
+    let agencies = [
+        ("own", "demo-stttt"),
+        ("sibling", "demo-sotc"),
+        ("foreign", "demo-ministry-data"),
+    ];
+    let mut invoices = Vec::new();
+    for (scope, tenant) in agencies {
+        let id = support::invoice_of(&api, tenant, &month, "platform-admin").await;
+        assert!(!id.is_empty(), "{tenant} has last month's invoice");
+        invoices.push((scope, tenant, id));
+    }
+    // Which scopes each person may see (the API's rule, Caller::sees).
+    let people: [(&str, &[&str]); 5] = [
+        ("demo-platform-admin", &["own", "sibling", "foreign"]),
+        ("demo-auditor", &["own", "sibling", "foreign"]),
+        ("demo-province-it", &["own", "sibling"]),
+        ("demo-province-finance", &["own", "sibling"]),
+        ("demo-stttt-admin", &["own"]),
+    ];
+    let mut cases = 0;
+    for (person, visible) in people {
+        let (session, csrf) = dev_sign_in(&router, person).await;
+        for (scope, tenant, id) in &invoices {
+            let expected = if visible.contains(scope) {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            for path in [
+                format!("/tenants/{tenant}"),
+                format!("/tenants/{tenant}?csv=namespaces"),
+                format!("/invoices/{id}"),
+                format!("/invoices/{id}?csv=lines"),
+                format!("/invoices/{id}/statement.csv"),
+            ] {
+                let (status, _, _) = send(&router, Method::GET, &path, Some(&session), None).await;
+                assert_eq!(status, expected, "{person} GET {path} ({scope})");
+                cases += 1;
+            }
+            // Acting on what one may not see answers 404 and changes nothing; on what one may
+            // see but not do, the page says why (a notice) and nothing changes either.
+            for path in [
+                format!("/tenants/{tenant}/suspend"),
+                format!("/invoices/{id}/dispute"),
+            ] {
+                let form = format!("csrf={csrf}&reason=th%E1%BB%AD");
+                let (status, _, _) =
+                    send(&router, Method::POST, &path, Some(&session), Some(&form)).await;
+                if visible.contains(scope) {
+                    assert_eq!(
+                        status,
+                        StatusCode::SEE_OTHER,
+                        "{person} POST {path} ({scope})"
+                    );
+                } else {
+                    assert_eq!(
+                        status,
+                        StatusCode::NOT_FOUND,
+                        "{person} POST {path} ({scope})"
+                    );
+                }
+                cases += 1;
+            }
+        }
+        let (status, _, _) = send(
+            &router,
+            Method::GET,
+            "/organizations/demo-ministry",
+            Some(&session),
+            None,
+        )
+        .await;
+        let sees_ministry = visible.contains(&"foreign");
+        assert_eq!(
+            status,
+            if sees_ministry {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            },
+            "{person} GET /organizations/demo-ministry"
+        );
+    }
+    assert_eq!(cases, 5 * 3 * 7);
+    // Only finance may dispute, and only within its organization: the one that it could reach
+    // (own and sibling) is now disputed, the foreign one is untouched.
+    for (scope, _, id) in &invoices {
+        let (_, v) = api
+            .get(&format!("/v1/invoices/{id}"), "platform-admin")
+            .await;
+        let expected = if *scope == "foreign" {
+            "issued"
+        } else {
+            "disputed"
+        };
+        assert_eq!(v["state"], expected, "{scope} invoice");
+    }
+}

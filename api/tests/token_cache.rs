@@ -24,6 +24,18 @@ async fn status_of(router: axum::Router, token: &str) -> StatusCode {
     .0
 }
 
+/// Waits (up to 2 s: the announcement's way from PostgreSQL) until `router` refuses `token`.
+async fn refused_soon(router: &axum::Router, token: &str, what: &str) {
+    eventually_within(Duration::from_secs(2), what, || async {
+        let s = status_of(router.clone(), token).await;
+        (s == StatusCode::UNAUTHORIZED)
+            .then_some(())
+            .ok_or(s.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 async fn live(state: &govcloud_api::AppState) {
     eventually_within(
         Duration::from_secs(10),
@@ -87,22 +99,12 @@ async fn revoked_tokens_are_refused_at_once_on_every_replica(db: PgPool) {
         status_of(router_a.clone(), &token).await,
         StatusCode::UNAUTHORIZED
     );
-    eventually_within(
-        Duration::from_secs(2),
+    refused_soon(
+        &router_b,
+        &token,
         "replica B refuses the removed person's token",
-        || {
-            let router = router_b.clone();
-            let token = token.clone();
-            async move {
-                let s = status_of(router, &token).await;
-                (s == StatusCode::UNAUTHORIZED)
-                    .then_some(())
-                    .ok_or(s.to_string())
-            }
-        },
     )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .await;
 
     // Revoked by hand in SQL: both replicas hear it from the database.
     let (_, token) = person(&a, "cache.two@demo.gov.vn", None).await;
@@ -117,22 +119,12 @@ async fn revoked_tokens_are_refused_at_once_on_every_replica(db: PgPool) {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     for (name, router) in [("A", &router_a), ("B", &router_b)] {
-        eventually_within(
-            Duration::from_secs(2),
-            format!("replica {name} refuses a token revoked in SQL"),
-            || {
-                let router = router.clone();
-                let token = token.clone();
-                async move {
-                    let s = status_of(router, &token).await;
-                    (s == StatusCode::UNAUTHORIZED)
-                        .then_some(())
-                        .ok_or(s.to_string())
-                }
-            },
+        refused_soon(
+            router,
+            &token,
+            &format!("replica {name} refuses a token revoked in SQL"),
         )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .await;
     }
 
     // Rotated: the old token stops on the very next request here.

@@ -282,14 +282,6 @@ pub struct Posted<T> {
     pub form: T,
 }
 
-#[derive(Deserialize)]
-struct WithCsrf<T> {
-    #[serde(default)]
-    csrf: String,
-    #[serde(flatten)]
-    form: T,
-}
-
 impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
     type Rejection = ConsoleError;
 
@@ -309,13 +301,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
             tracing::warn!(caller = %ctx.caller.name, path = %ctx.here, "a console form without its CSRF token was refused");
             return Err(ConsoleError::Csrf { lang });
         }
-        let parsed: WithCsrf<T> = serde_urlencoded::from_bytes(&bytes)
+        // The forms' structs ignore fields they do not name, `csrf` among them.
+        let form = serde_urlencoded::from_bytes(&bytes)
             .map_err(|e| ConsoleError::app(lang, AppError::invalid("form", e.to_string())))?;
-        let _ = parsed.csrf;
-        Ok(Self {
-            ctx,
-            form: parsed.form,
-        })
+        Ok(Self { ctx, form })
     }
 }
 

@@ -276,6 +276,21 @@ fn decode_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     }
 }
 
+/// Whether the client asked for metadata only (`as=PartialObjectMetadata` or
+/// `as=PartialObjectMetadataList`), as metadata informers do.
+fn wants_metadata(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split(',').next())
+        .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
+}
+
+/// An object as `meta.k8s.io/v1` PartialObjectMetadata: its metadata alone.
+fn partial(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or_default()})
+}
+
 fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
@@ -709,6 +724,13 @@ async fn route(
                     &table::table(&rt, &objs, meta, q.get("includeObject").map(String::as_str)),
                 ));
             }
+            if wants_metadata(headers) {
+                let items: Vec<Value> = page.items.iter().map(|o| partial(o)).collect();
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
+                ));
+            }
             let items: Vec<Value> = page.items.iter().map(|o| present(&rt, o)).collect();
             Ok(json_response(
                 StatusCode::OK,
@@ -730,6 +752,9 @@ async fn route(
                         q.get("includeObject").map(String::as_str),
                     ),
                 ));
+            }
+            if wants_metadata(headers) {
+                return Ok(json_response(StatusCode::OK, &partial(&obj)));
             }
             Ok(json_response(StatusCode::OK, &present(&rt, &obj)))
         }
@@ -911,6 +936,7 @@ async fn watch(
     let bookmarks = flag(q, "allowWatchBookmarks");
     let send_initial = flag(q, "sendInitialEvents");
     let as_table = wants_table(headers);
+    let as_metadata = wants_metadata(headers);
     let timeout = q
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
@@ -965,6 +991,8 @@ async fn watch(
                         None,
                     ),
                 )
+            } else if as_metadata {
+                frame(kind, &partial(&obj))
             } else {
                 frame(kind, &obj)
             }

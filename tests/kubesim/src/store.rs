@@ -940,6 +940,16 @@ impl Store {
             if q.get("status") != Some(&status) {
                 let mut updated = (*q).clone();
                 updated["status"] = status;
+                // The quota controller writes through the status subresource under its own
+                // manager, as kube-controller-manager does: watchers see whose write it was.
+                managed::record_update(
+                    Some(&q),
+                    &mut updated,
+                    "kube-controller-manager",
+                    "v1",
+                    &now(),
+                    Some("status"),
+                );
                 let name = meta_str(&q, "name").unwrap_or_default().to_string();
                 self.commit(&rt, ns, &name, updated, EventType::Modified);
             }

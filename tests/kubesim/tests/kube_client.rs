@@ -639,6 +639,105 @@ async fn quotas_refuse_pods_and_track_usage_with_limit_range_defaults() -> TestR
         "usage drops when a pod goes"
     );
     pods.create(&PostParams::default(), &pod("p3")?).await?;
+    // The quota controller's writes are its own: a status-subresource entry under
+    // kube-controller-manager, as on a real cluster (watchers tell them from their own).
+    let fields = quotas
+        .get("compute")
+        .await?
+        .metadata
+        .managed_fields
+        .unwrap_or_default();
+    let controller = fields
+        .iter()
+        .find(|f| f.manager.as_deref() == Some("kube-controller-manager"))
+        .ok_or("no managedFields entry of the quota controller")?;
+    assert_eq!(controller.subresource.as_deref(), Some("status"));
+    assert_eq!(controller.operation.as_deref(), Some("Update"));
+    let owned = serde_json::to_value(&controller.fields_v1)?;
+    assert!(
+        owned.pointer("/f:status/f:used/f:pods").is_some(),
+        "{owned}"
+    );
+    assert!(
+        fields
+            .iter()
+            .filter(|f| f.manager.as_deref() != Some("kube-controller-manager"))
+            .all(|f| f.subresource.is_none()),
+        "the creator's entry stays the main resource's"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn metadata_lists_gets_and_watches_carry_metadata_only() -> TestResult {
+    let (_sim, client) = sim().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(
+            json!({"metadata": {"name": "a", "labels": {"app": "x"}}, "data": {"secret-ish": "v"}}),
+        )?,
+    )
+    .await?;
+    let list = cms.list_metadata(&ListParams::default()).await?;
+    let a = list
+        .items
+        .iter()
+        .find(|o| o.metadata.name.as_deref() == Some("a"))
+        .ok_or("a is listed")?;
+    assert_eq!(
+        a.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app"))
+            .map(String::as_str),
+        Some("x")
+    );
+    assert!(a.metadata.resource_version.is_some());
+    let got = cms.get_metadata("a").await?;
+    assert_eq!(got.metadata.uid, a.metadata.uid);
+    // What is on the wire: no data, only metadata.
+    let raw = client
+        .request_text(
+            http::Request::get("/api/v1/namespaces/default/configmaps/a")
+                .header(
+                    "accept",
+                    "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+                )
+                .body(Vec::new())?,
+        )
+        .await?;
+    let raw: serde_json::Value = serde_json::from_str(&raw)?;
+    assert_eq!(raw["kind"], "PartialObjectMetadata");
+    assert_eq!(raw["apiVersion"], "meta.k8s.io/v1");
+    assert!(raw.get("data").is_none(), "{raw}");
+
+    let stream = kube::runtime::metadata_watcher(cms.clone(), watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let mut stream = stream;
+    cms.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "y"}}})),
+    )
+    .await?;
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(o) = stream.try_next().await? {
+            if o.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app"))
+                .map(String::as_str)
+                == Some("y")
+            {
+                return Ok::<_, watcher::Error>(Some(o));
+            }
+        }
+        Ok(None)
+    })
+    .await??;
+    assert!(seen.is_some(), "the label change arrives as metadata");
     Ok(())
 }
 

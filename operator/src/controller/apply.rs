@@ -3,22 +3,22 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
+use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Error;
+use super::owned::{ANNOTATION_APPLIED, Kind, Owned, QuotaStatus, digest};
 use super::status::ObservedNamespace;
 use crate::build::network::{OutboundLink, build_network_policies};
 use crate::build::quota::{build_limit_range, build_resource_quota};
 use crate::build::rbac::{
     build_deployer_role_binding, build_deployer_service_account, build_owner_role_binding,
-    build_tenant_cluster_role,
 };
 use crate::build::{
     FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_TENANT, Platform, namespace::build_namespace,
@@ -82,123 +82,187 @@ where
     Ok(list.items.iter().map(ResourceExt::name_any).collect())
 }
 
-/// Applies everything a valid tenant asks for, removes what it no longer asks for, and returns
-/// what each namespace looks like afterwards.
-pub async fn apply_tenant(
-    client: &Client,
-    tenant: &Tenant,
-    outbound: &[OutboundLink],
-    platform: &Platform,
-) -> Result<Vec<ObservedNamespace>, Error> {
-    let name = tenant.name_any();
-    apply(
-        &Api::<ClusterRole>::all(client.clone()),
-        &build_tenant_cluster_role(platform),
-    )
-    .await?;
-    let namespaces_api = Api::<Namespace>::all(client.clone());
-    let mut observed = Vec::new();
-    let mut wanted = BTreeSet::new();
-    let reserved = platform.platform_namespaces();
-    for ns in &tenant.spec.namespaces {
-        let full = namespace_name(&name, &ns.name);
-        wanted.insert(full.clone());
-        let namespace = match claim_namespace(
-            &namespaces_api,
-            &build_namespace(tenant, ns),
-            tenant,
-            &reserved,
-        )
-        .await?
-        {
-            Ok(namespace) => namespace,
-            Err(conflict) => {
-                // Someone else's: nothing is written into it, and it is never deleted for us.
-                observed.push(ObservedNamespace {
-                    name: full,
-                    conflict: Some(conflict),
-                    ..ObservedNamespace::default()
-                });
-                continue;
+/// How long a reconcile waits for the quota controller to report a quota it has just written
+/// (Ready means the quota is in force as specified); after that the tenant is Provisioning and
+/// the report, when it comes, triggers a reconcile.
+pub const QUOTA_REPORT_WAIT: Duration = Duration::from_secs(2);
+
+/// Writes a tenant's objects: each stamped with the digest of its desired object, and applied
+/// only when the watches do not already show it applied from the same desired object and
+/// untouched by anyone else since.
+pub struct Applier<'a> {
+    pub client: &'a Client,
+    pub platform: &'a Platform,
+    pub owned: &'a Owned,
+}
+
+/// A desired object with [`ANNOTATION_APPLIED`] set to its digest, and the digest.
+fn stamped<K>(obj: &K) -> Result<(K, String), Error>
+where
+    K: Resource + Serialize + Clone,
+    K::DynamicType: Default,
+{
+    let digest = digest(obj).map_err(|source| Error::Encode {
+        kind: K::kind(&Default::default()).into_owned(),
+        name: obj.meta().name.clone().unwrap_or_default(),
+        source,
+    })?;
+    let mut stamped = obj.clone();
+    stamped
+        .meta_mut()
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(ANNOTATION_APPLIED.into(), digest.clone());
+    Ok((stamped, digest))
+}
+
+impl Applier<'_> {
+    /// Applies one namespaced object unless it is unchanged; answers what the server returned
+    /// when it was applied.
+    async fn apply_owned<K>(&self, kind: Kind, namespace: &str, obj: &K) -> Result<Option<K>, Error>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Serialize
+            + DeserializeOwned
+            + Clone
+            + Debug,
+        K::DynamicType: Default,
+    {
+        let (obj, digest) = stamped(obj)?;
+        let name = obj.meta().name.clone().unwrap_or_default();
+        if self.owned.unchanged(kind, namespace, &name, &digest) {
+            return Ok(None);
+        }
+        apply(&Api::<K>::namespaced(self.client.clone(), namespace), &obj)
+            .await
+            .map(Some)
+    }
+
+    /// Applies everything a valid tenant asks for, removes what it no longer asks for, and
+    /// returns what each namespace looks like afterwards.
+    pub async fn apply_tenant(
+        &self,
+        tenant: &Tenant,
+        outbound: &[OutboundLink],
+    ) -> Result<Vec<ObservedNamespace>, Error> {
+        let name = tenant.name_any();
+        let (client, platform) = (self.client, self.platform);
+        let namespaces_api = Api::<Namespace>::all(client.clone());
+        let mut observed = Vec::new();
+        let mut wanted = BTreeSet::new();
+        let reserved = platform.platform_namespaces();
+        for ns in &tenant.spec.namespaces {
+            let full = namespace_name(&name, &ns.name);
+            wanted.insert(full.clone());
+            let (desired, digest) = stamped(&build_namespace(tenant, ns))?;
+            let active = if self.owned.unchanged(Kind::Namespace, "", &full, &digest) {
+                true
+            } else {
+                // Known to the watches as ours (labelled so) or not at all: a create first
+                // when the watches have listed and do not know it.
+                let known =
+                    self.owned.get(Kind::Namespace, "", &full).is_some() || !self.owned.is_synced();
+                match claim_namespace(&namespaces_api, &desired, tenant, &reserved, known).await? {
+                    Ok(namespace) => {
+                        namespace.metadata.deletion_timestamp.is_none()
+                            && namespace
+                                .status
+                                .and_then(|s| s.phase)
+                                .is_none_or(|p| p == "Active")
+                    }
+                    Err(conflict) => {
+                        // Someone else's: nothing is written into it, and it is never deleted
+                        // for us.
+                        observed.push(ObservedNamespace {
+                            name: full,
+                            conflict: Some(conflict),
+                            ..ObservedNamespace::default()
+                        });
+                        continue;
+                    }
+                }
+            };
+            self.apply_owned(
+                Kind::ServiceAccount,
+                &full,
+                &build_deployer_service_account(tenant, ns),
+            )
+            .await?;
+            self.apply_owned(
+                Kind::RoleBinding,
+                &full,
+                &build_owner_role_binding(tenant, ns, platform),
+            )
+            .await?;
+            self.apply_owned(
+                Kind::RoleBinding,
+                &full,
+                &build_deployer_role_binding(tenant, ns, platform),
+            )
+            .await?;
+            let quota = build_resource_quota(tenant, ns, platform);
+            let quota_name = quota.metadata.name.clone().unwrap_or_default();
+            let quota = match self.apply_owned(Kind::ResourceQuota, &full, &quota).await? {
+                Some(applied) => QuotaStatus::of(&applied),
+                None => self
+                    .owned
+                    .get(Kind::ResourceQuota, &full, &quota_name)
+                    .and_then(|s| s.quota),
             }
-        };
-        apply(
-            &Api::<ServiceAccount>::namespaced(client.clone(), &full),
-            &build_deployer_service_account(tenant, ns),
-        )
-        .await?;
-        let bindings = Api::<RoleBinding>::namespaced(client.clone(), &full);
-        apply(&bindings, &build_owner_role_binding(tenant, ns, platform)).await?;
-        apply(
-            &bindings,
-            &build_deployer_role_binding(tenant, ns, platform),
-        )
-        .await?;
-        let quota = apply(
-            &Api::<ResourceQuota>::namespaced(client.clone(), &full),
-            &build_resource_quota(tenant, ns, platform),
-        )
-        .await?;
-        apply(
-            &Api::<LimitRange>::namespaced(client.clone(), &full),
-            &build_limit_range(tenant, ns),
-        )
-        .await?;
-        let policies_api = Api::<NetworkPolicy>::namespaced(client.clone(), &full);
-        let policies = build_network_policies(tenant, ns, outbound, platform);
-        let keep: BTreeSet<String> = policies
-            .iter()
-            .filter_map(|p| p.metadata.name.clone())
-            .collect();
-        for p in &policies {
-            apply(&policies_api, p).await?;
+            .unwrap_or_default();
+            self.apply_owned(Kind::LimitRange, &full, &build_limit_range(tenant, ns))
+                .await?;
+            let policies_api = Api::<NetworkPolicy>::namespaced(client.clone(), &full);
+            let policies = build_network_policies(tenant, ns, outbound, platform);
+            let keep: BTreeSet<String> = policies
+                .iter()
+                .filter_map(|p| p.metadata.name.clone())
+                .collect();
+            for p in &policies {
+                self.apply_owned(Kind::NetworkPolicy, &full, p).await?;
+            }
+            let present = if self.owned.is_synced() {
+                self.owned.names_in(Kind::NetworkPolicy, &full, &name)
+            } else {
+                list_names(&policies_api, &owned_selector(&name)).await?
+            };
+            for stale in present.into_iter().filter(|n| !keep.contains(n)) {
+                delete(&policies_api, &stale).await?;
+            }
+            // Ready means the quota is in force as written: wait (briefly) for the quota
+            // controller's report of a quota just written.
+            let quota = if quota.in_force() {
+                quota
+            } else {
+                self.owned
+                    .wait_for_quota(&full, &quota_name, &quota.spec_hard, QUOTA_REPORT_WAIT)
+                    .await
+                    .unwrap_or(quota)
+            };
+            observed.push(ObservedNamespace {
+                name: full,
+                active,
+                hard: quota.hard,
+                used: quota.used,
+                conflict: None,
+            });
         }
-        for stale in list_names(&policies_api, &owned_selector(&name))
-            .await?
-            .into_iter()
-            .filter(|n| !keep.contains(n))
-        {
-            delete(&policies_api, &stale).await?;
-        }
-        let quota_status = quota.status.unwrap_or_default();
-        let strings = |m: Option<
-            std::collections::BTreeMap<
-                String,
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity,
-            >,
-        >| {
-            m.unwrap_or_default()
+        // Namespaces removed from the spec go, with everything in them. Only a spec change can
+        // orphan one, and until its status is written the tenant's generation and
+        // observedGeneration differ: listing every namespace of the cluster is needed only
+        // then, not on each resync.
+        let observed_generation = tenant.status.as_ref().and_then(|s| s.observed_generation);
+        if observed_generation.is_none() || observed_generation != tenant.metadata.generation {
+            for stale in own_namespaces(&namespaces_api, &name, &reserved)
+                .await?
                 .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect()
-        };
-        let active = namespace.metadata.deletion_timestamp.is_none()
-            && namespace
-                .status
-                .and_then(|s| s.phase)
-                .is_none_or(|p| p == "Active");
-        observed.push(ObservedNamespace {
-            name: full,
-            active,
-            hard: strings(quota_status.hard),
-            used: strings(quota_status.used),
-            conflict: None,
-        });
-    }
-    // Namespaces removed from the spec go, with everything in them. Only a spec change can
-    // orphan one, and until its status is written the tenant's generation and observedGeneration
-    // differ: listing every namespace of the cluster is needed only then, not on each resync.
-    let observed_generation = tenant.status.as_ref().and_then(|s| s.observed_generation);
-    if observed_generation.is_none() || observed_generation != tenant.metadata.generation {
-        for stale in own_namespaces(&namespaces_api, &name, &reserved)
-            .await?
-            .into_iter()
-            .filter(|n| !wanted.contains(n))
-        {
-            delete(&namespaces_api, &stale).await?;
+                .filter(|n| !wanted.contains(n))
+            {
+                delete(&namespaces_api, &stale).await?;
+            }
         }
+        Ok(observed)
     }
-    Ok(observed)
 }
 
 /// Whether the live namespace already carries everything the desired one asks for.
@@ -216,7 +280,14 @@ fn namespace_up_to_date(live: &Namespace, desired: &Namespace) -> bool {
             .iter()
             .any(|l| l.uid == o.uid && l.controller == o.controller)
     });
-    wanted_labels && wanted_owners
+    let annotations = live.metadata.annotations.clone().unwrap_or_default();
+    let wanted_annotations = desired
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .all(|(k, v)| annotations.get(k) == Some(v));
+    wanted_labels && wanted_owners && wanted_annotations
 }
 
 /// Takes the namespace for the tenant, or answers why it cannot: creates it when absent (a
@@ -228,6 +299,7 @@ async fn claim_namespace(
     desired: &Namespace,
     tenant: &Tenant,
     reserved: &[String],
+    known: bool,
 ) -> Result<Result<Namespace, String>, Error> {
     let name = desired.name_any();
     let tenant_name = tenant.name_any();
@@ -239,7 +311,13 @@ async fn claim_namespace(
     if let Claim::Taken(why) = judge_namespace(&name, None, &tenant_name, reserved) {
         return Ok(Err(why));
     }
-    let mut live = api.get_opt(&name).await.map_err(read_error)?;
+    // A namespace the watches do not know may still exist (someone else's, unlabelled): the
+    // create says so with a 409, and then it is read and judged.
+    let mut live = if known {
+        api.get_opt(&name).await.map_err(read_error)?
+    } else {
+        None
+    };
     if live.is_none() {
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),

@@ -4,6 +4,7 @@
 //! to its Tenant and is watched, so a deleted or edited object is put back.
 
 pub mod apply;
+pub mod owned;
 pub mod status;
 
 use std::collections::{BTreeSet, HashMap};
@@ -13,8 +14,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
@@ -25,10 +27,12 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::build::network::outbound_links;
+use crate::build::rbac::build_tenant_cluster_role;
 use crate::build::{FIELD_MANAGER, LABEL_MANAGED_BY, Platform};
 use crate::telemetry::Telemetry;
 use govcloud_tenant::crd::Tenant;
 use govcloud_tenant::validate::validate;
+use owned::{Kind, Owned, QuotaStatus};
 use status::{Observation, REASON_CONFLICT, build_status, build_terminating_status};
 
 /// How soon a tenant that asks for a namespace it cannot have looks again (the holder may go).
@@ -64,6 +68,9 @@ impl Default for Settings {
 /// since the watches bring every change to the tenant and what it owns at once.
 pub const RESYNC: Duration = Duration::from_secs(3600);
 
+/// How long reconciles wait for the watches of owned objects to list what exists.
+pub const OWNED_SYNC_WAIT: Duration = Duration::from_secs(30);
+
 /// The finalizer that holds a Tenant until its namespaces are gone.
 pub const FINALIZER: &str = "govcloud.io/cleanup";
 
@@ -86,6 +93,12 @@ pub enum Error {
         kind: String,
         name: String,
         source: Box<kube::Error>,
+    },
+    #[error("encoding {kind} {name}: {source}")]
+    Encode {
+        kind: String,
+        name: String,
+        source: serde_json::Error,
     },
     #[error("namespace {name} was created and deleted again while being claimed")]
     NamespaceRace { name: String },
@@ -141,6 +154,7 @@ impl Error {
             Self::ApplyObject { .. } => "apply_object",
             Self::DeleteObject { .. } => "delete_object",
             Self::ReadObject { .. } => "read_object",
+            Self::Encode { .. } => "encode",
             Self::NamespaceRace { .. } => "namespace_race",
             Self::ListObjects { .. } => "list_objects",
             Self::WriteStatus { .. } => "write_status",
@@ -158,6 +172,11 @@ pub struct Context {
     /// All tenants, as the controller's own watch sees them (for links between tenants).
     pub tenants: Store<Tenant>,
     pub telemetry: Arc<Telemetry>,
+    /// What the operator owns, as its watches see it.
+    pub owned: Arc<Owned>,
+    /// The digest of the tenant ClusterRole this process has applied (once is enough: it is
+    /// the same for every tenant).
+    cluster_role: Mutex<Option<String>>,
     /// Consecutive failures per tenant, for backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -169,6 +188,7 @@ impl Context {
         tenants: Store<Tenant>,
         instance: Option<String>,
         telemetry: Arc<Telemetry>,
+        owned: Arc<Owned>,
     ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
@@ -180,8 +200,36 @@ impl Context {
             platform,
             tenants,
             telemetry,
+            owned,
+            cluster_role: Mutex::new(None),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Applies the ClusterRole tenants are bound to, unless this process already has.
+    async fn ensure_cluster_role(&self) -> Result<(), Error> {
+        let role = build_tenant_cluster_role(&self.platform);
+        let digest = owned::digest(&role).map_err(|source| Error::Encode {
+            kind: "ClusterRole".into(),
+            name: role.metadata.name.clone().unwrap_or_default(),
+            source,
+        })?;
+        let done = || {
+            self.cluster_role
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .as_deref()
+                == Some(digest.as_str())
+        };
+        if done() {
+            return Ok(());
+        }
+        apply::apply(&Api::<ClusterRole>::all(self.client.clone()), &role).await?;
+        *self
+            .cluster_role
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(digest);
+        Ok(())
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
@@ -297,50 +345,6 @@ fn tenant_trigger(t: &Tenant) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Whether a watch event of an owned object is only the operator's own write coming back: the
-/// latest entries of its managedFields are all the operator's. Anyone else's change (in the
-/// same second or later), and every deletion, still triggers a reconcile.
-pub fn own_write(meta: &kube::api::ObjectMeta) -> bool {
-    let entries = meta.managed_fields.iter().flatten();
-    let Some(latest) = entries
-        .clone()
-        .filter_map(|e| e.time.as_ref())
-        .map(|t| t.0)
-        .max()
-    else {
-        return false;
-    };
-    entries
-        .filter(|e| e.time.as_ref().is_some_and(|t| t.0 == latest))
-        .all(|e| e.manager.as_deref() == Some(FIELD_MANAGER))
-}
-
-/// The trigger stream of an owned kind: every change but the operator's own writes.
-fn owned_changes<K>(
-    api: Api<K>,
-    config: watcher::Config,
-) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    watcher(api, config).flat_map(|event| {
-        let items: Vec<Result<K, watcher::Error>> = match event {
-            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                if own_write(o.meta()) {
-                    Vec::new()
-                } else {
-                    vec![Ok(o)]
-                }
-            }
-            Ok(watcher::Event::Delete(o)) => vec![Ok(o)],
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => Vec::new(),
-            Err(e) => vec![Err(e)],
-        };
-        futures::stream::iter(items)
-    })
-}
-
 /// The delay before retrying a tenant that failed `n` times in a row: 0.5 s doubling to 5 min.
 pub fn backoff(n: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1u64 << n.min(10))).min(Duration::from_secs(300))
@@ -427,7 +431,21 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     let all = ctx.tenants.state();
     let outbound = outbound_links(&name, all.iter().map(|t| &**t));
     let exists = |tenant: &str| ctx.tenants.get(&ObjectRef::new(tenant)).is_some();
-    let observed = match apply::apply_tenant(&ctx.client, tenant, &outbound, &ctx.platform).await {
+    // Before the first reconcile the watches list what exists (a restart then writes nothing);
+    // should they not manage, reconciles apply without skipping.
+    if !ctx.owned.is_synced() && !ctx.owned.wait_synced(OWNED_SYNC_WAIT).await {
+        tracing::warn!("the watches of owned objects have not listed yet: applying everything");
+    }
+    let applier = apply::Applier {
+        client: &ctx.client,
+        platform: &ctx.platform,
+        owned: &ctx.owned,
+    };
+    let applied = match ctx.ensure_cluster_role().await {
+        Ok(()) => applier.apply_tenant(tenant, &outbound).await,
+        Err(e) => Err(e),
+    };
+    let observed = match applied {
         Ok(o) => o,
         Err(e) => {
             let message = e.plain();
@@ -560,13 +578,19 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let tenants: Api<Tenant> = Api::all(client.clone());
-    let owned = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}"));
+    let owned_config =
+        watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}"));
     // The store sees every Tenant event; reconciles are triggered only by what calls for one.
     let (store, writer) = kube::runtime::reflector::store();
-    let tenant_events =
-        kube::runtime::reflector(writer, watcher(tenants.clone(), watcher::Config::default()))
-            .applied_objects()
-            .predicate_filter(tenant_trigger, Default::default());
+    // The store keeps every Tenant without its managedFields (nothing reads them; at 10,000
+    // tenants they are a good part of the memory).
+    let tenant_events = kube::runtime::reflector(
+        writer,
+        watcher(tenants.clone(), watcher::Config::default())
+            .modify(|t| t.managed_fields_mut().clear()),
+    )
+    .applied_objects()
+    .predicate_filter(tenant_trigger, Default::default());
     let controller = Controller::for_stream(tenant_events, store).with_config(
         kube::runtime::controller::Config::default()
             .concurrency(settings.concurrency)
@@ -592,37 +616,79 @@ pub async fn run(
     let store = controller.store();
     let links_store = store.clone();
     telemetry.watch_tenants(store.clone());
+    let owned = Arc::new(Owned::default());
     let ctx = Arc::new(Context::new(
         client.clone(),
         platform,
         store,
         instance,
         telemetry,
+        owned.clone(),
     ));
+    // Owned objects: metadata only (all a reconcile needs of them), but quotas whole (their
+    // status is the tenant's). Each watch keeps `owned` current and triggers on what others
+    // changed.
+    fn meta_of<K>(
+        client: &Client,
+        owned: &Arc<Owned>,
+        kind: Kind,
+        config: &watcher::Config,
+    ) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+    where
+        K: Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + 'static,
+    {
+        owned.clone().follow(
+            kind,
+            watcher(
+                Api::<PartialObjectMeta<K>>::all(client.clone()),
+                config.clone(),
+            ),
+            |_| None,
+        )
+    }
     controller
-        .owns_stream(owned_changes(
-            Api::<Namespace>::all(client.clone()),
-            owned.clone(),
+        .owns_stream(meta_of::<Namespace>(
+            &client,
+            &owned,
+            Kind::Namespace,
+            &owned_config,
         ))
-        .owns_stream(owned_changes(
-            Api::<ResourceQuota>::all(client.clone()),
-            owned.clone(),
+        .owns_stream(owned.clone().follow(
+            Kind::ResourceQuota,
+            watcher(
+                Api::<ResourceQuota>::all(client.clone()),
+                owned_config.clone(),
+            ),
+            QuotaStatus::of,
         ))
-        .owns_stream(owned_changes(
-            Api::<LimitRange>::all(client.clone()),
-            owned.clone(),
+        .owns_stream(meta_of::<LimitRange>(
+            &client,
+            &owned,
+            Kind::LimitRange,
+            &owned_config,
         ))
-        .owns_stream(owned_changes(
-            Api::<NetworkPolicy>::all(client.clone()),
-            owned.clone(),
+        .owns_stream(meta_of::<NetworkPolicy>(
+            &client,
+            &owned,
+            Kind::NetworkPolicy,
+            &owned_config,
         ))
-        .owns_stream(owned_changes(
-            Api::<RoleBinding>::all(client.clone()),
-            owned.clone(),
+        .owns_stream(meta_of::<RoleBinding>(
+            &client,
+            &owned,
+            Kind::RoleBinding,
+            &owned_config,
         ))
-        .owns_stream(owned_changes(
-            Api::<ServiceAccount>::all(client.clone()),
-            owned,
+        .owns_stream(meta_of::<ServiceAccount>(
+            &client,
+            &owned,
+            Kind::ServiceAccount,
+            &owned_config,
         ))
         // A tenant's links concern others: the tenants it grants (their egress) and the tenants
         // that grant it (their LinksResolved condition).
@@ -683,44 +749,7 @@ impl Drop for AbortOnDrop {
 mod tests {
     use super::*;
 
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
-
-    fn entry(manager: &str, at: i64) -> ManagedFieldsEntry {
-        ManagedFieldsEntry {
-            manager: Some(manager.into()),
-            time: Some(Time(
-                jiff::Timestamp::from_second(at).unwrap_or_else(|e| panic!("{e}")),
-            )),
-            ..ManagedFieldsEntry::default()
-        }
-    }
-
-    fn meta(entries: Vec<ManagedFieldsEntry>) -> kube::api::ObjectMeta {
-        kube::api::ObjectMeta {
-            managed_fields: Some(entries),
-            ..kube::api::ObjectMeta::default()
-        }
-    }
-
-    #[test]
-    fn only_the_operators_own_latest_write_is_ignored() {
-        // Ours is the latest: our write coming back.
-        assert!(own_write(&meta(vec![
-            entry("kube-controller-manager", 10),
-            entry(FIELD_MANAGER, 20)
-        ])));
-        // Someone else wrote after us, or in the same second: a change to look at.
-        assert!(!own_write(&meta(vec![
-            entry(FIELD_MANAGER, 20),
-            entry("kubectl-edit", 30)
-        ])));
-        assert!(!own_write(&meta(vec![
-            entry(FIELD_MANAGER, 20),
-            entry("kubectl-edit", 20)
-        ])));
-        // Nothing to tell by: look.
-        assert!(!own_write(&meta(Vec::new())));
-    }
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     #[test]
     fn a_tenants_status_and_own_finalizer_do_not_trigger_but_its_spec_and_deletion_do() {

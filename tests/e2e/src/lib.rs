@@ -40,12 +40,17 @@ impl Cluster {
 
     /// Starts the operator, as its binary would, with its own client.
     pub fn start_operator(&mut self) -> TestResult {
+        self.start_operator_with(Arc::new(Telemetry::default()))
+    }
+
+    /// Starts the operator with the telemetry given (to read its counters).
+    pub fn start_operator_with(&mut self, telemetry: Arc<Telemetry>) -> TestResult {
         let client = self.sim.client()?;
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(govcloud_operator::controller::run(
             client,
             Settings::default(),
-            Arc::new(Telemetry::default()),
+            telemetry,
             async {
                 let _ = rx.await;
             },

@@ -336,6 +336,99 @@ async fn drift_is_undone() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_writes_nothing_and_undoes_what_changed_while_it_was_down() -> TestResult {
+    use std::sync::Arc;
+    let mut c = Cluster::new().await?;
+    c.start_operator()?;
+    create(&c, STTTT).await?;
+    phase_is(&c, "nghean-stttt", Phase::Ready).await?;
+    // Let the last status and Event land, then stop.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    c.stop_operators().await;
+
+    // Nothing changed: a new operator reconciles the tenant and writes nothing at all.
+    let before = c.sim.resource_version();
+    let calls = c.sim.requests();
+    let telemetry = Arc::new(govcloud_operator::telemetry::Telemetry::default());
+    c.start_operator_with(telemetry.clone())?;
+    eventually("the restarted operator to reconcile", || async {
+        (telemetry.reconciles.get() >= 1).then_some(())
+    })
+    .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        c.sim.resource_version(),
+        before,
+        "a reconcile with nothing changed wrote to the cluster"
+    );
+    // Nor does it call the API server per object: its eight watches list and watch (16 calls),
+    // and the ClusterRole is applied once per process. Re-applying the tenant's 2 namespaces
+    // would take 20 calls more.
+    let made = c.sim.requests() - calls;
+    assert!(made <= 24, "{made} calls to resync one unchanged tenant");
+    c.stop_operators().await;
+
+    // While it is down, someone edits the quota, empties the owners binding and removes a
+    // policy: the objects still carry the digest they were applied from, and the next
+    // operator must not take them for unchanged.
+    let ns = "nghean-stttt-prod";
+    let edit = PatchParams {
+        field_manager: Some("kubectl-edit".into()),
+        ..PatchParams::default()
+    };
+    let quotas = Api::<ResourceQuota>::namespaced(c.client.clone(), ns);
+    quotas
+        .patch(
+            "govcloud-quota",
+            &edit,
+            &Patch::Merge(json!({"spec": {"hard": {"pods": "1000"}}})),
+        )
+        .await?;
+    let bindings = Api::<RoleBinding>::namespaced(c.client.clone(), ns);
+    bindings
+        .patch(
+            "govcloud-owners",
+            &edit,
+            &Patch::Merge(json!({"subjects": [{"kind": "User", "name": "intruder", "apiGroup": "rbac.authorization.k8s.io"}]})),
+        )
+        .await?;
+    let policies = Api::<NetworkPolicy>::namespaced(c.client.clone(), ns);
+    policies
+        .delete("govcloud-default-deny", &DeleteParams::default())
+        .await?;
+    c.start_operator()?;
+    eventually("the quota, the binding and the policy restored", || async {
+        let h = hard(&quotas.get("govcloud-quota").await.ok()?);
+        let b = bindings.get("govcloud-owners").await.ok()?;
+        let subjects: Vec<String> = b.subjects?.into_iter().map(|s| s.name).collect();
+        let deny = policies.get_opt("govcloud-default-deny").await.ok()??;
+        (h.get("pods")? == "100"
+            && subjects == ["nghean:stttt:admins"]
+            && deny.metadata.uid.is_some())
+        .then_some(())
+    })
+    .await?;
+    // The tenant reports the quota in force, as restored.
+    let t = phase_is(&c, "nghean-stttt", Phase::Ready).await?;
+    let prod = t
+        .status
+        .unwrap_or_default()
+        .namespaces
+        .into_iter()
+        .find(|n| n.name == ns)
+        .ok_or("no status of prod")?;
+    eventually("the status to show the restored limit", || async {
+        let t = c.tenants().get("nghean-stttt").await.ok()?;
+        let n = t.status?.namespaces.into_iter().find(|n| n.name == ns)?;
+        (n.hard.get("pods").map(String::as_str) == Some("100")).then_some(())
+    })
+    .await?;
+    assert!(prod.ready);
+    c.stop_operators().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_spec_waits_with_a_reason_and_creates_nothing() -> TestResult {
     let mut c = Cluster::new().await?;
     c.start_operator()?;

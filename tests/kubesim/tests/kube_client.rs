@@ -712,9 +712,12 @@ async fn metadata_lists_gets_and_watches_carry_metadata_only() -> TestResult {
     assert_eq!(raw["apiVersion"], "meta.k8s.io/v1");
     assert!(raw.get("data").is_none(), "{raw}");
 
-    let stream = kube::runtime::metadata_watcher(cms.clone(), watcher::Config::default())
-        .applied_objects()
-        .boxed();
+    let stream = watcher(
+        Api::<kube::core::PartialObjectMeta<ConfigMap>>::namespaced(client.clone(), "default"),
+        watcher::Config::default(),
+    )
+    .applied_objects()
+    .boxed();
     let mut stream = stream;
     cms.patch(
         "a",

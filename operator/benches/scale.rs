@@ -65,9 +65,18 @@ impl Operator {
         let child = Command::new(env!("CARGO_BIN_EXE_govcloud-operator"))
             .args(["run", "--metrics-addr", &format!("127.0.0.1:{port}")])
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            // GOVCLOUD_BENCH_LOG=<filter> keeps the operator's log in the temporary directory.
+            .env(
+                "RUST_LOG",
+                std::env::var("GOVCLOUD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stderr(Stdio::null())
+            .stdout(match std::env::var_os("GOVCLOUD_BENCH_LOG") {
+                Some(_) => Stdio::from(std::fs::File::create(
+                    kubeconfig.with_file_name(format!("operator-{port}.log")),
+                )?),
+                None => Stdio::null(),
+            })
             .spawn()
             .context("starting govcloud-operator")?;
         Ok(Self {
@@ -326,7 +335,9 @@ async fn run(n: usize) -> anyhow::Result<()> {
         peak.map_or("?".to_string(), |kb| (kb / 1024).to_string()),
     );
     sim.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("GOVCLOUD_BENCH_LOG").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     Ok(())
 }
 

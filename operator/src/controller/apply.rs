@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
@@ -200,16 +200,34 @@ impl Applier<'_> {
                 &build_deployer_role_binding(tenant, ns, platform),
             )
             .await?;
-            let quota = build_resource_quota(tenant, ns, platform);
+            let (quota, digest) = stamped(&build_resource_quota(tenant, ns, platform))?;
             let quota_name = quota.metadata.name.clone().unwrap_or_default();
-            let quota = match self.apply_owned(Kind::ResourceQuota, &full, &quota).await? {
-                Some(applied) => QuotaStatus::of(&applied),
-                None => self
+            let (quota, expected) =
+                if self
                     .owned
-                    .get(Kind::ResourceQuota, &full, &quota_name)
-                    .and_then(|s| s.quota),
-            }
-            .unwrap_or_default();
+                    .unchanged(Kind::ResourceQuota, &full, &quota_name, &digest)
+                {
+                    let seen = self.owned.get(Kind::ResourceQuota, &full, &quota_name);
+                    let expected = seen
+                        .as_ref()
+                        .and_then(|s| s.quota.as_ref())
+                        .is_none_or(|q| !q.in_force())
+                        .then(|| self.owned.expect_quota(&full, &quota_name));
+                    (seen.and_then(|s| s.quota).unwrap_or_default(), expected)
+                } else {
+                    // Expected before it is written: the controller's report may come back
+                    // before the response does.
+                    let expected = self.owned.expect_quota(&full, &quota_name);
+                    let applied = apply(
+                        &Api::<ResourceQuota>::namespaced(client.clone(), &full),
+                        &quota,
+                    )
+                    .await?;
+                    (
+                        QuotaStatus::of(&applied).unwrap_or_default(),
+                        Some(expected),
+                    )
+                };
             self.apply_owned(Kind::LimitRange, &full, &build_limit_range(tenant, ns))
                 .await?;
             let policies_api = Api::<NetworkPolicy>::namespaced(client.clone(), &full);
@@ -231,13 +249,17 @@ impl Applier<'_> {
             }
             // Ready means the quota is in force as written: wait (briefly) for the quota
             // controller's report of a quota just written.
-            let quota = if quota.in_force() {
-                quota
-            } else {
-                self.owned
-                    .wait_for_quota(&full, &quota_name, &quota.spec_hard, QUOTA_REPORT_WAIT)
+            let quota = match expected {
+                Some(expected) if !quota.in_force() => self
+                    .owned
+                    .wait_for_quota(expected, &quota.spec_hard, QUOTA_REPORT_WAIT)
                     .await
-                    .unwrap_or(quota)
+                    .unwrap_or(quota),
+                Some(expected) => {
+                    self.owned.release(expected);
+                    quota
+                }
+                None => quota,
             };
             observed.push(ObservedNamespace {
                 name: full,

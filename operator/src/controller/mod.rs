@@ -256,6 +256,8 @@ pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action,
     let _timer = ctx.telemetry.reconcile_started();
     let api: Api<Tenant> = Api::all(ctx.client.clone());
     let name = tenant.name_any();
+    // Inside kube's span, which says why (the object or related object changed, a requeue).
+    tracing::debug!(tenant = %name, "reconciling");
     // A new tenant gets its finalizer and its objects in the same pass (kube's helper would add
     // the finalizer and wait for that change to come back, which the Tenant stream's predicate
     // does not pass on).
@@ -343,6 +345,23 @@ fn tenant_trigger(t: &Tenant) -> Option<u64> {
         f.hash(&mut h);
     }
     Some(h.finish())
+}
+
+/// The Tenant that owns an object, by its controller owner reference. Tenants are
+/// cluster-scoped: the reference carries no namespace (kube's `owns` would put the child's
+/// namespace in it, so a tenant's two namespaces would count as two other objects, reconciled
+/// apart and at the same time as the tenant itself).
+fn owner_tenant<K: Resource>(child: K) -> Option<ObjectRef<Tenant>> {
+    let tenant_api = Tenant::api_version(&());
+    child
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| {
+            o.controller == Some(true) && o.kind == Tenant::kind(&()) && o.api_version == tenant_api
+        })
+        .map(|o| ObjectRef::new(&o.name))
 }
 
 /// The delay before retrying a tenant that failed `n` times in a row: 0.5 s doubling to 5 min.
@@ -652,44 +671,37 @@ pub async fn run(
         )
     }
     controller
-        .owns_stream(meta_of::<Namespace>(
-            &client,
-            &owned,
-            Kind::Namespace,
-            &owned_config,
-        ))
-        .owns_stream(owned.clone().follow(
-            Kind::ResourceQuota,
-            watcher(
-                Api::<ResourceQuota>::all(client.clone()),
-                owned_config.clone(),
+        .watches_stream(
+            meta_of::<Namespace>(&client, &owned, Kind::Namespace, &owned_config),
+            owner_tenant,
+        )
+        .watches_stream(
+            owned.clone().follow(
+                Kind::ResourceQuota,
+                watcher(
+                    Api::<ResourceQuota>::all(client.clone()),
+                    owned_config.clone(),
+                ),
+                QuotaStatus::of,
             ),
-            QuotaStatus::of,
-        ))
-        .owns_stream(meta_of::<LimitRange>(
-            &client,
-            &owned,
-            Kind::LimitRange,
-            &owned_config,
-        ))
-        .owns_stream(meta_of::<NetworkPolicy>(
-            &client,
-            &owned,
-            Kind::NetworkPolicy,
-            &owned_config,
-        ))
-        .owns_stream(meta_of::<RoleBinding>(
-            &client,
-            &owned,
-            Kind::RoleBinding,
-            &owned_config,
-        ))
-        .owns_stream(meta_of::<ServiceAccount>(
-            &client,
-            &owned,
-            Kind::ServiceAccount,
-            &owned_config,
-        ))
+            owner_tenant,
+        )
+        .watches_stream(
+            meta_of::<LimitRange>(&client, &owned, Kind::LimitRange, &owned_config),
+            owner_tenant,
+        )
+        .watches_stream(
+            meta_of::<NetworkPolicy>(&client, &owned, Kind::NetworkPolicy, &owned_config),
+            owner_tenant,
+        )
+        .watches_stream(
+            meta_of::<RoleBinding>(&client, &owned, Kind::RoleBinding, &owned_config),
+            owner_tenant,
+        )
+        .watches_stream(
+            meta_of::<ServiceAccount>(&client, &owned, Kind::ServiceAccount, &owned_config),
+            owner_tenant,
+        )
         // A tenant's links concern others: the tenants it grants (their egress) and the tenants
         // that grant it (their LinksResolved condition).
         // Every Tenant event, status included: a link's two ends are reconciled on each
@@ -774,6 +786,25 @@ mod tests {
         let mut held = t;
         held.metadata.finalizers = Some(vec!["backup.example/hold".into()]);
         assert_ne!(tenant_trigger(&held), base);
+    }
+
+    #[test]
+    fn an_owned_object_triggers_its_tenant_by_the_tenants_own_cluster_scoped_reference() {
+        let child: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(json!({
+            "metadata": {"name": "govcloud-quota", "namespace": "a-prod", "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "decoy", "uid": "1", "controller": false},
+                {"apiVersion": "govcloud.io/v1alpha1", "kind": "Tenant", "name": "a", "uid": "2", "controller": true}
+            ]}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        // The same reference as the Tenant's own events: one queue entry, never two at once.
+        assert_eq!(
+            owner_tenant(child.clone()),
+            Some(ObjectRef::<Tenant>::new("a"))
+        );
+        let mut orphan = child;
+        orphan.metadata.owner_references = None;
+        assert_eq!(owner_tenant(orphan), None);
     }
 
     #[test]

@@ -101,6 +101,13 @@ pub struct Seen {
 
 type Key = (Kind, String, String);
 
+/// A quota about to be written whose report is awaited (see [`Owned::expect_quota`]).
+pub struct Expected {
+    namespace: String,
+    name: String,
+    rx: oneshot::Receiver<()>,
+}
+
 /// Reconciles waiting for a quota's status, by (namespace, name).
 type Waiters = HashMap<(String, String), Vec<oneshot::Sender<()>>>;
 
@@ -149,22 +156,6 @@ pub fn own_write(meta: &ObjectMeta) -> bool {
     entries
         .filter(|e| e.time.as_ref().is_some_and(|t| t.0 == latest))
         .all(|e| e.manager.as_deref() == Some(FIELD_MANAGER))
-}
-
-/// Whether the latest write was to the status subresource alone (a controller's report).
-fn status_only(meta: &ObjectMeta) -> bool {
-    let entries = meta.managed_fields.iter().flatten();
-    let Some(latest) = entries
-        .clone()
-        .filter_map(|e| e.time.as_ref())
-        .map(|t| t.0)
-        .max()
-    else {
-        return false;
-    };
-    entries
-        .filter(|e| e.time.as_ref().is_some_and(|t| t.0 == latest))
-        .all(|e| e.subresource.as_deref() == Some("status"))
 }
 
 fn seen(meta: &ObjectMeta, quota: Option<QuotaStatus>) -> Seen {
@@ -266,36 +257,69 @@ impl Owned {
         self.synced.borrow().len() == Kind::ALL.len()
     }
 
-    /// Waits (at most `timeout`) until the watches show the quota with `status.hard` equal to
-    /// `hard` (its spec), and answers its status then; `None` when it did not come in time.
+    /// Says that the quota is about to be written and its report awaited: the quota
+    /// controller's report, when it comes, wakes the writer instead of triggering a reconcile.
+    pub fn expect_quota(&self, namespace: &str, name: &str) -> Expected {
+        Expected {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            rx: self.register(namespace, name),
+        }
+    }
+
+    fn register(&self, namespace: &str, name: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters)
+            .entry((namespace.to_string(), name.to_string()))
+            .or_default()
+            .push(tx);
+        rx
+    }
+
+    /// Waits (at most `timeout`) until the watches show the expected quota with `status.hard`
+    /// equal to `hard` (its spec), and answers its status then; `None` when it did not come in
+    /// time.
     pub async fn wait_for_quota(
         &self,
-        namespace: &str,
-        name: &str,
+        expected: Expected,
         hard: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> Option<QuotaStatus> {
+        let Expected {
+            namespace,
+            name,
+            mut rx,
+        } = expected;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            // Register before looking, so a status arriving in between is not missed.
-            let (tx, rx) = oneshot::channel();
-            lock(&self.waiters)
-                .entry((namespace.to_string(), name.to_string()))
-                .or_default()
-                .push(tx);
+            // Registered before looking, so a report arriving in between is not missed.
             if let Some(status) = self
-                .get(Kind::ResourceQuota, namespace, name)
+                .get(Kind::ResourceQuota, &namespace, &name)
                 .and_then(|s| s.quota)
                 .filter(|q| &q.hard == hard)
             {
-                self.forget_waiters(namespace, name);
+                drop(rx);
+                self.forget_waiters(&namespace, &name);
                 return Some(status);
             }
             if tokio::time::timeout_at(deadline, rx).await.is_err() {
-                self.forget_waiters(namespace, name);
+                self.forget_waiters(&namespace, &name);
                 return None;
             }
+            rx = self.register(&namespace, &name);
         }
+    }
+
+    /// No longer waits for the expected report (the quota was in force already).
+    pub fn release(&self, expected: Expected) {
+        let Expected {
+            namespace,
+            name,
+            rx,
+            ..
+        } = expected;
+        drop(rx);
+        self.forget_waiters(&namespace, &name);
     }
 
     fn forget_waiters(&self, namespace: &str, name: &str) {
@@ -361,11 +385,12 @@ impl Owned {
                 let status = quota(&o);
                 let has_status = status.as_ref().is_some_and(|q| !q.hard.is_empty());
                 lock(&self.objects).insert(key(kind, &ns, &name), seen(o.meta(), status));
-                // A quota status someone waits for is theirs to read, not a new trigger.
+                // A quota report someone waits for is theirs to read, not a new trigger, as long
+                // as nobody else has changed the quota itself.
                 if kind == Kind::ResourceQuota
                     && has_status
                     && self.wake(&ns, &name)
-                    && status_only(o.meta())
+                    && untouched_by_others(o.meta())
                 {
                     return None;
                 }
@@ -525,9 +550,10 @@ mod tests {
         let waiting = {
             let owned = owned.clone();
             let hard = hard.clone();
+            let expected = owned.expect_quota("n", "q");
             tokio::spawn(async move {
                 owned
-                    .wait_for_quota("n", "q", &hard, Duration::from_secs(10))
+                    .wait_for_quota(expected, &hard, Duration::from_secs(10))
                     .await
             })
         };
@@ -562,7 +588,11 @@ mod tests {
         let hard = BTreeMap::from([("pods".to_string(), "9".to_string())]);
         assert_eq!(
             owned
-                .wait_for_quota("n", "q", &hard, Duration::from_millis(50))
+                .wait_for_quota(
+                    owned.expect_quota("n", "q"),
+                    &hard,
+                    Duration::from_millis(50)
+                )
                 .await,
             None
         );

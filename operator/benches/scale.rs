@@ -48,6 +48,17 @@ fn peak_rss_kb(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// CPU time a process has used so far (user + system, all threads), from /proc.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -106,6 +117,11 @@ impl Operator {
         self.metric("govcloud_operator_reconciles_total")
     }
 
+    /// The operator's CPU time so far.
+    fn cpu(&self) -> Option<Duration> {
+        cpu_time(&self.child.id().to_string())
+    }
+
     fn stop(mut self) -> Option<u64> {
         let peak = peak_rss_kb(self.child.id());
         let _ = Command::new("kill")
@@ -155,7 +171,7 @@ where
 
 /// The reference: every object the operator would make for the tenants, applied once each with
 /// the operator's concurrency (16 tenants at a time). Answers the time and the calls made.
-async fn minimal_applier(n: usize) -> anyhow::Result<(Duration, u64)> {
+async fn minimal_applier(n: usize) -> anyhow::Result<(Duration, u64, Option<Duration>)> {
     use govcloud_operator::build::namespace::build_namespace;
     use govcloud_operator::build::network::build_network_policies;
     use govcloud_operator::build::quota::{build_limit_range, build_resource_quota};
@@ -184,6 +200,7 @@ async fn minimal_applier(n: usize) -> anyhow::Result<(Duration, u64)> {
         .try_collect()
         .await?;
     let before = sim.requests();
+    let cpu_before = cpu_time("self");
     let start = Instant::now();
     apply(
         &Api::<ClusterRole>::all(client.clone()),
@@ -235,15 +252,20 @@ async fn minimal_applier(n: usize) -> anyhow::Result<(Duration, u64)> {
         .await?;
     let took = start.elapsed();
     let calls = sim.requests() - before;
+    let cpu = cpu_time("self")
+        .zip(cpu_before)
+        .map(|(a, b)| a.saturating_sub(b));
     sim.shutdown().await;
-    Ok((took, calls))
+    Ok((took, calls, cpu))
 }
 
 async fn run(n: usize) -> anyhow::Result<()> {
-    let (reference, reference_calls) = minimal_applier(n).await?;
+    let (reference, reference_calls, reference_cpu) = minimal_applier(n).await?;
+    let ms = |d: Option<Duration>| d.map_or("?".to_string(), |d| format!("{:.1?}", d));
     println!(
-        "{n} tenants: the minimal applier wrote every object in {reference:.1?} ({:.1} calls per tenant)",
-        reference_calls as f64 / n as f64
+        "{n} tenants: the minimal applier wrote every object in {reference:.1?} ({:.1} calls per tenant; CPU of kubesim and the applier {})",
+        reference_calls as f64 / n as f64,
+        ms(reference_cpu),
     );
     let sim = KubeSim::start_with(sim_config(), "127.0.0.1:0".parse()?).await?;
     let dir = std::env::temp_dir().join(format!("govcloud-scale-{}", std::process::id()));
@@ -276,6 +298,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
 
     // Cold start: the operator starts with every tenant waiting.
     let calls_before = sim.requests();
+    let sim_cpu_before = cpu_time("self");
     let op = Operator::start(&kubeconfig)?;
     let start = Instant::now();
     // Poll the operator's own gauge; confirm with one list at the end.
@@ -295,7 +318,16 @@ async fn run(n: usize) -> anyhow::Result<()> {
     let reconciles = op.reconciles().unwrap_or(0);
     // The bench's own polling (a metrics scrape is not a call; one list per loop is).
     let calls = sim.requests() - calls_before;
+    let sim_cpu = cpu_time("self")
+        .zip(sim_cpu_before)
+        .map(|(a, b)| a.saturating_sub(b));
+    let operator_cpu = op.cpu();
     let peak = op.stop();
+    println!(
+        "{n} tenants: CPU during the cold start: kubesim (and the bench's polling) {}, the operator {}",
+        ms(sim_cpu),
+        ms(operator_cpu),
+    );
     println!(
         "{n} tenants: all {} namespaces Ready {to_ready:.1?} after a cold start ({:.0} tenants/s, {reconciles} reconciles = {:.2} per tenant, {:.1} calls per tenant); operator peak RSS {} MiB",
         2 * n,

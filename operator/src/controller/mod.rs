@@ -4,6 +4,7 @@
 //! to its Tenant and is watched, so a deleted or edited object is put back.
 
 pub mod apply;
+pub mod grants;
 pub mod owned;
 pub mod status;
 
@@ -32,6 +33,7 @@ use crate::build::{FIELD_MANAGER, LABEL_MANAGED_BY, Platform};
 use crate::telemetry::Telemetry;
 use govcloud_tenant::crd::Tenant;
 use govcloud_tenant::validate::validate;
+use grants::Grants;
 use owned::{Kind, Owned, QuotaStatus};
 use status::{Observation, REASON_CONFLICT, build_status, build_terminating_status};
 
@@ -174,6 +176,8 @@ pub struct Context {
     pub telemetry: Arc<Telemetry>,
     /// What the operator owns, as its watches see it.
     pub owned: Arc<Owned>,
+    /// Who grants whom a link.
+    pub grants: Arc<Grants>,
     /// The digest of the tenant ClusterRole this process has applied (once is enough: it is
     /// the same for every tenant).
     cluster_role: Mutex<Option<String>>,
@@ -189,6 +193,7 @@ impl Context {
         instance: Option<String>,
         telemetry: Arc<Telemetry>,
         owned: Arc<Owned>,
+        grants: Arc<Grants>,
     ) -> Self {
         let reporter = Reporter {
             controller: FIELD_MANAGER.into(),
@@ -201,6 +206,7 @@ impl Context {
             tenants,
             telemetry,
             owned,
+            grants,
             cluster_role: Mutex::new(None),
             failures: Mutex::new(HashMap::new()),
         }
@@ -364,6 +370,48 @@ fn owner_tenant<K: Resource>(child: K) -> Option<ObjectRef<Tenant>> {
         .map(|o| ObjectRef::new(&o.name))
 }
 
+/// The partners of every changed Tenant, as (name-only) objects to trigger: those it grants a
+/// link, before and after the change, and those that grant it one. The watch keeps `grants`
+/// current first, so a partner's reconcile finds the link as it now is.
+fn partner_changes(
+    tenants: Api<Tenant>,
+    grants: Arc<Grants>,
+    store: Store<Tenant>,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<Tenant>, watcher::Error>> + Send + 'static
+{
+    use kube::core::PartialObjectMetaExt;
+    watcher(tenants, watcher::Config::default()).flat_map(move |event| {
+        let partners: BTreeSet<String> = match &event {
+            Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => {
+                let mut all = grants.set(t);
+                all.extend(grants.partners_of(&t.name_any()));
+                all
+            }
+            Ok(watcher::Event::Delete(t)) => {
+                let mut all = grants.remove(&t.name_any());
+                all.extend(grants.partners_of(&t.name_any()));
+                all
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => BTreeSet::new(),
+        };
+        let mut out: Vec<Result<PartialObjectMeta<Tenant>, watcher::Error>> = partners
+            .into_iter()
+            .filter(|p| store.get(&ObjectRef::new(p)).is_some())
+            .map(|name| {
+                Ok(kube::api::ObjectMeta {
+                    name: Some(name),
+                    ..kube::api::ObjectMeta::default()
+                }
+                .into_request_partial::<Tenant>())
+            })
+            .collect();
+        if let Err(e) = event {
+            out.push(Err(e));
+        }
+        futures::stream::iter(out)
+    })
+}
+
 /// The delay before retrying a tenant that failed `n` times in a row: 0.5 s doubling to 5 min.
 pub fn backoff(n: u32) -> Duration {
     Duration::from_millis(500u64.saturating_mul(1u64 << n.min(10))).min(Duration::from_secs(300))
@@ -446,9 +494,14 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
         // Nothing to retry: a bad spec waits for an edit.
         return Ok(Action::await_change());
     }
-    // Borrowed from the watch's store, never copied: this runs for every tenant.
-    let all = ctx.tenants.state();
-    let outbound = outbound_links(&name, all.iter().map(|t| &**t));
+    // Only the tenants that grant this one a link, from the index: not a walk over all.
+    let granting: Vec<Arc<Tenant>> = ctx
+        .grants
+        .granters_of(&name)
+        .iter()
+        .filter_map(|g| ctx.tenants.get(&ObjectRef::new(g)))
+        .collect();
+    let outbound = outbound_links(&name, granting.iter().map(|t| &**t));
     let exists = |tenant: &str| ctx.tenants.get(&ObjectRef::new(tenant)).is_some();
     // Before the first reconcile the watches list what exists (a restart then writes nothing);
     // should they not manage, reconciles apply without skipping.
@@ -636,6 +689,7 @@ pub async fn run(
     let links_store = store.clone();
     telemetry.watch_tenants(store.clone());
     let owned = Arc::new(Owned::default());
+    let grants = Arc::new(Grants::default());
     let ctx = Arc::new(Context::new(
         client.clone(),
         platform,
@@ -643,6 +697,7 @@ pub async fn run(
         instance,
         telemetry,
         owned.clone(),
+        grants.clone(),
     ));
     // Owned objects: metadata only (all a reconcile needs of them), but quotas whole (their
     // status is the tenant's). Each watch keeps `owned` current and triggers on what others
@@ -703,32 +758,11 @@ pub async fn run(
             owner_tenant,
         )
         // A tenant's links concern others: the tenants it grants (their egress) and the tenants
-        // that grant it (their LinksResolved condition).
-        // Every Tenant event, status included: a link's two ends are reconciled on each
-        // other's changes (a tenant's own events are mapped to its partners only).
-        .watches_stream(
-            watcher(tenants, watcher::Config::default()).applied_objects(),
-            move |t: Tenant| {
-                let me = t.name_any();
-                let mut refs: BTreeSet<String> = t
-                    .spec
-                    .network
-                    .allow_from
-                    .iter()
-                    .map(|g| g.tenant.clone())
-                    .collect();
-                for other in links_store.state() {
-                    if other.spec.network.allow_from.iter().any(|g| g.tenant == me) {
-                        refs.insert(other.name_any());
-                    }
-                }
-                refs.remove(&me);
-                refs.into_iter()
-                    .map(|n| ObjectRef::new(&n))
-                    .filter(|r| links_store.get(r).is_some())
-                    .collect::<Vec<_>>()
-            },
-        )
+        // that grant it (their LinksResolved condition). Every Tenant event, status included,
+        // is mapped to its partners (before and after the change), never to itself.
+        .watches_stream(partner_changes(tenants, grants, links_store.clone()), |p| {
+            Some(ObjectRef::new(&p.name_any()))
+        })
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

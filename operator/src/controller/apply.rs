@@ -271,16 +271,43 @@ impl Applier<'_> {
         }
         // Namespaces removed from the spec go, with everything in them. Only a spec change can
         // orphan one, and until its status is written the tenant's generation and
-        // observedGeneration differ: listing every namespace of the cluster is needed only
-        // then, not on each resync.
+        // observedGeneration differ: looking for them is needed only then, not on each resync.
         let observed_generation = tenant.status.as_ref().and_then(|s| s.observed_generation);
         if observed_generation.is_none() || observed_generation != tenant.metadata.generation {
-            for stale in own_namespaces(&namespaces_api, &name, &reserved)
-                .await?
-                .into_iter()
-                .filter(|n| !wanted.contains(n))
-            {
-                delete(&namespaces_api, &stale).await?;
+            let stale = if self.owned.is_synced() {
+                // The watches know every namespace labelled as the tenant's: only those no
+                // longer wanted are read, and deleted when they really are its own.
+                let mut stale = Vec::new();
+                for candidate in self
+                    .owned
+                    .namespaces_of(&name)
+                    .into_iter()
+                    .filter(|n| !wanted.contains(n))
+                {
+                    let live = namespaces_api.get_opt(&candidate).await.map_err(|source| {
+                        Error::ReadObject {
+                            kind: "Namespace".into(),
+                            name: candidate.clone(),
+                            source: Box::new(source),
+                        }
+                    })?;
+                    if live.is_some_and(|n| {
+                        judge_namespace(&candidate, Some(&n.metadata), &name, &reserved)
+                            == Claim::Ours
+                    }) {
+                        stale.push(candidate);
+                    }
+                }
+                stale
+            } else {
+                own_namespaces(&namespaces_api, &name, &reserved)
+                    .await?
+                    .into_iter()
+                    .filter(|n| !wanted.contains(n))
+                    .collect()
+            };
+            for n in stale {
+                delete(&namespaces_api, &n).await?;
             }
         }
         Ok(observed)

@@ -235,6 +235,19 @@ impl Owned {
             .collect()
     }
 
+    /// The namespaces labelled as `tenant`'s. Its namespaces are named `<tenant>-<name>`, so
+    /// only those names are looked at.
+    pub fn namespaces_of(&self, tenant: &str) -> Vec<String> {
+        let prefix = format!("{tenant}-");
+        let from = (Kind::Namespace, String::new(), prefix.clone());
+        lock(&self.objects)
+            .range(from..)
+            .take_while(|((k, _, n), _)| *k == Kind::Namespace && n.starts_with(&prefix))
+            .filter(|(_, s)| s.tenant.as_deref() == Some(tenant))
+            .map(|((_, _, n), _)| n.clone())
+            .collect()
+    }
+
     /// How many objects are held (for the memory gauge and tests).
     pub fn len(&self) -> usize {
         lock(&self.objects).len()

@@ -453,6 +453,13 @@ impl Store {
                             items.last().map(|(k, _): &(ObjKey, _)| k.clone()),
                         ));
                     }
+                    // As the API server: remainingItemCount only for a list without selectors
+                    // ("if the list request contained label or field selectors, then the
+                    // number of remaining items is unknown"), so a selective page costs its
+                    // own size, not the rest of the collection.
+                    if !labels.is_empty() || !fields.is_empty() {
+                        break;
+                    }
                     remaining += 1;
                     continue;
                 }

@@ -200,6 +200,26 @@ async fn lists_filter_by_selectors_and_paginate() -> TestResult {
         }
     }
     assert_eq!(names, (0..7).map(|i| format!("cm-{i}")).collect::<Vec<_>>());
+    // remainingItemCount only without selectors, as the API server documents it.
+    let first = cms.list(&ListParams::default().limit(3)).await?;
+    assert_eq!(first.metadata.remaining_item_count, Some(4));
+    let mut front = Vec::new();
+    let mut params = ListParams::default().labels("tier=front").limit(3);
+    loop {
+        let page = cms.list(&params).await?;
+        assert_eq!(page.metadata.remaining_item_count, None);
+        front.extend(page.items.iter().filter_map(|c| c.metadata.name.clone()));
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => {
+                params = ListParams::default()
+                    .labels("tier=front")
+                    .limit(3)
+                    .continue_token(&token)
+            }
+            None => break,
+        }
+    }
+    assert_eq!(front, ["cm-0", "cm-2", "cm-4", "cm-6"]);
     Ok(())
 }
 

@@ -73,7 +73,19 @@ struct Operator {
 impl Operator {
     fn start(kubeconfig: &std::path::Path) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let child = Command::new(env!("CARGO_BIN_EXE_govcloud-operator"))
+        let binary = env!("CARGO_BIN_EXE_govcloud-operator");
+        // GOVCLOUD_BENCH_WRAP="heaptrack -o /tmp/op" runs the operator under a profiler.
+        let wrap = std::env::var("GOVCLOUD_BENCH_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args(["run", "--metrics-addr", &format!("127.0.0.1:{port}")])
             .env("KUBECONFIG", kubeconfig)
             // GOVCLOUD_BENCH_LOG=<filter> keeps the operator's log in the temporary directory.

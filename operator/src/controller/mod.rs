@@ -654,12 +654,16 @@ pub async fn run(
         watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}"));
     // The store sees every Tenant event; reconciles are triggered only by what calls for one.
     let (store, writer) = kube::runtime::reflector::store();
-    // The store keeps every Tenant without its managedFields (nothing reads them; at 10,000
-    // tenants they are a good part of the memory).
+    // The store keeps every Tenant without its managedFields and kubectl's last-applied copy
+    // (nothing reads them; at 10,000 tenants they are a good part of the memory).
     let tenant_events = kube::runtime::reflector(
         writer,
-        watcher(tenants.clone(), watcher::Config::default())
-            .modify(|t| t.managed_fields_mut().clear()),
+        watcher(tenants.clone(), watcher::Config::default()).modify(|t| {
+            t.managed_fields_mut().clear();
+            // kubectl's copy of the whole object, when it was applied client-side.
+            t.annotations_mut()
+                .remove("kubectl.kubernetes.io/last-applied-configuration");
+        }),
     )
     .applied_objects()
     .predicate_filter(tenant_trigger, Default::default());

@@ -101,6 +101,95 @@ pub struct Seen {
 
 type Key = (Kind, String, String);
 
+/// Pairs of a quota map, sorted by key: smaller than a BTreeMap, for 20,000 quotas.
+type Pairs = Box<[(Box<str>, Box<str>)]>;
+
+fn pairs(m: BTreeMap<String, String>) -> Pairs {
+    m.into_iter()
+        .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
+        .collect()
+}
+
+fn map(p: &Pairs) -> BTreeMap<String, String> {
+    p.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn same(p: &Pairs, m: &BTreeMap<String, String>) -> bool {
+    p.len() == m.len()
+        && p.iter()
+            .zip(m)
+            .all(|((a, b), (c, d))| **a == **c && **b == **d)
+}
+
+/// A quota as kept: what [`QuotaStatus`] holds, compactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct KeptQuota {
+    spec_hard: Pairs,
+    hard: Pairs,
+    used: Pairs,
+}
+
+/// What is kept of one object: [`Seen`], compactly (the digest as bytes, the maps as pairs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    applied: Option<[u8; DIGEST_BYTES]>,
+    clean: bool,
+    terminating: bool,
+    tenant: Option<Box<str>>,
+    quota: Option<Box<KeptQuota>>,
+}
+
+impl Entry {
+    fn of(seen: Seen) -> Self {
+        Self {
+            applied: seen.applied.as_deref().and_then(digest_bytes),
+            clean: seen.clean,
+            terminating: seen.terminating,
+            tenant: seen.tenant.map(String::into_boxed_str),
+            quota: seen.quota.map(|q| {
+                Box::new(KeptQuota {
+                    spec_hard: pairs(q.spec_hard),
+                    hard: pairs(q.hard),
+                    used: pairs(q.used),
+                })
+            }),
+        }
+    }
+
+    fn seen(&self) -> Seen {
+        Seen {
+            applied: self.applied.map(|d| hex(&d)),
+            clean: self.clean,
+            terminating: self.terminating,
+            tenant: self.tenant.as_deref().map(str::to_string),
+            quota: self.quota.as_ref().map(|q| QuotaStatus {
+                spec_hard: map(&q.spec_hard),
+                hard: map(&q.hard),
+                used: map(&q.used),
+            }),
+        }
+    }
+}
+
+const DIGEST_BYTES: usize = 12;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn digest_bytes(hex: &str) -> Option<[u8; DIGEST_BYTES]> {
+    if hex.len() != DIGEST_BYTES * 2 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; DIGEST_BYTES];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// A quota about to be written whose report is awaited (see [`Owned::expect_quota`]).
 pub struct Expected {
     namespace: String,
@@ -115,7 +204,7 @@ type Waiters = HashMap<(String, String), Vec<oneshot::Sender<()>>>;
 pub fn digest<K: Serialize>(obj: &K) -> Result<String, serde_json::Error> {
     let bytes = serde_json::to_vec(obj)?;
     let sum = Sha256::digest(&bytes);
-    Ok(sum.iter().take(12).map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&sum[..DIGEST_BYTES]))
 }
 
 /// Whether nobody else has written the object's main resource since the operator last did:
@@ -179,7 +268,7 @@ fn seen(meta: &ObjectMeta, quota: Option<QuotaStatus>) -> Seen {
 /// The operator's view of what it owns. Shared by the watches (which write it) and the
 /// reconciles (which read it).
 pub struct Owned {
-    objects: Mutex<BTreeMap<Key, Seen>>,
+    objects: Mutex<BTreeMap<Key, Entry>>,
     /// Per kind, the keys seen during a relist in progress (what is not seen again is gone).
     relisting: Mutex<HashMap<Kind, BTreeSet<(String, String)>>>,
     /// Reconciles waiting for a quota's status: (namespace, name).
@@ -212,7 +301,7 @@ impl Owned {
     pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<Seen> {
         lock(&self.objects)
             .get(&key(kind, namespace, name))
-            .cloned()
+            .map(Entry::seen)
     }
 
     /// Whether applying `digest` to the object would change nothing: the object is there, was
@@ -221,7 +310,12 @@ impl Owned {
     pub fn unchanged(&self, kind: Kind, namespace: &str, name: &str, digest: &str) -> bool {
         lock(&self.objects)
             .get(&key(kind, namespace, name))
-            .is_some_and(|s| s.clean && !s.terminating && s.applied.as_deref() == Some(digest))
+            .is_some_and(|s| {
+                s.clean
+                    && !s.terminating
+                    && s.applied.is_some()
+                    && s.applied == digest_bytes(digest)
+            })
     }
 
     /// The names of a kind in a namespace labelled as `tenant`'s.
@@ -306,11 +400,12 @@ impl Owned {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Registered before looking, so a report arriving in between is not missed.
-            if let Some(status) = self
-                .get(Kind::ResourceQuota, &namespace, &name)
-                .and_then(|s| s.quota)
-                .filter(|q| &q.hard == hard)
-            {
+            let reported = lock(&self.objects)
+                .get(&key(Kind::ResourceQuota, &namespace, &name))
+                .filter(|e| e.quota.as_ref().is_some_and(|q| same(&q.hard, hard)))
+                .map(Entry::seen)
+                .and_then(|s| s.quota);
+            if let Some(status) = reported {
                 drop(rx);
                 self.forget_waiters(&namespace, &name);
                 return Some(status);
@@ -376,7 +471,8 @@ impl Owned {
             }
             watcher::Event::InitApply(o) => {
                 let (ns, name) = (o.namespace().unwrap_or_default(), o.name_any());
-                lock(&self.objects).insert(key(kind, &ns, &name), seen(o.meta(), quota(&o)));
+                lock(&self.objects)
+                    .insert(key(kind, &ns, &name), Entry::of(seen(o.meta(), quota(&o))));
                 if let Some(set) = lock(&self.relisting).get_mut(&kind) {
                     set.insert((ns, name));
                 }
@@ -397,7 +493,8 @@ impl Owned {
                 let (ns, name) = (o.namespace().unwrap_or_default(), o.name_any());
                 let status = quota(&o);
                 let has_status = status.as_ref().is_some_and(|q| !q.hard.is_empty());
-                lock(&self.objects).insert(key(kind, &ns, &name), seen(o.meta(), status));
+                lock(&self.objects)
+                    .insert(key(kind, &ns, &name), Entry::of(seen(o.meta(), status)));
                 // A quota report someone waits for is theirs to read, not a new trigger, as long
                 // as nobody else has changed the quota itself.
                 if kind == Kind::ResourceQuota
@@ -521,9 +618,12 @@ mod tests {
         Ok(())
     }
 
+    const D1: &str = "0123456789abcdef01234567";
+    const D2: &str = "0123456789abcdef01234568";
+
     fn quota(ns: &str, name: &str, hard: &str, entries: Vec<ManagedFieldsEntry>) -> ResourceQuota {
         serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "namespace": ns, "annotations": {ANNOTATION_APPLIED: "d1"},
+            "metadata": {"name": name, "namespace": ns, "annotations": {ANNOTATION_APPLIED: D1},
                 "labels": {LABEL_TENANT: "a"}, "managedFields": entries},
             "spec": {"hard": {"pods": hard}},
             "status": {"hard": {"pods": hard}, "used": {"pods": "0"}},
@@ -624,8 +724,9 @@ mod tests {
         ] {
             let _ = owned.observe(Kind::ResourceQuota, e, QuotaStatus::of);
         }
-        assert!(owned.unchanged(Kind::ResourceQuota, "n", "a", "d1"));
-        assert!(!owned.unchanged(Kind::ResourceQuota, "n", "a", "d2"));
+        assert!(owned.unchanged(Kind::ResourceQuota, "n", "a", D1));
+        assert!(!owned.unchanged(Kind::ResourceQuota, "n", "a", D2));
+        assert!(!owned.unchanged(Kind::ResourceQuota, "n", "a", "not a digest"));
         assert_eq!(owned.names_in(Kind::ResourceQuota, "n", "a"), ["a", "b"]);
         assert!(
             owned

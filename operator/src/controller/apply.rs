@@ -207,13 +207,10 @@ impl Applier<'_> {
                     .owned
                     .unchanged(Kind::ResourceQuota, &full, &quota_name, &digest)
                 {
+                    // Unchanged: what the watches last saw. Not yet reported (a restart
+                    // between the write and the report): the report will trigger.
                     let seen = self.owned.get(Kind::ResourceQuota, &full, &quota_name);
-                    let expected = seen
-                        .as_ref()
-                        .and_then(|s| s.quota.as_ref())
-                        .is_none_or(|q| !q.in_force())
-                        .then(|| self.owned.expect_quota(&full, &quota_name));
-                    (seen.and_then(|s| s.quota).unwrap_or_default(), expected)
+                    (seen.and_then(|s| s.quota).unwrap_or_default(), None)
                 } else {
                     // Expected before it is written: the controller's report may come back
                     // before the response does.

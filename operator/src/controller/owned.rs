@@ -91,7 +91,8 @@ pub struct Seen {
     /// Nobody but the operator has written the object (its main resource) since the
     /// operator's own latest write.
     pub clean: bool,
-    /// Its `govcloud.io/tenant` label.
+    /// Its `govcloud.io/tenant` label (kept for namespaces and policies, the kinds looked up by
+    /// tenant).
     pub tenant: Option<String>,
     /// It has a deletionTimestamp.
     pub terminating: bool,
@@ -101,34 +102,34 @@ pub struct Seen {
 
 type Key = (Kind, String, String);
 
-/// Pairs of a quota map, sorted by key: smaller than a BTreeMap, for 20,000 quotas.
-type Pairs = Box<[(Box<str>, Box<str>)]>;
-
-fn pairs(m: BTreeMap<String, String>) -> Pairs {
-    m.into_iter()
-        .map(|(k, v)| (k.into_boxed_str(), v.into_boxed_str()))
-        .collect()
+/// A quota map as kept: `key=value` lines in one allocation (resource names and quantities
+/// hold neither `=` nor a line break), a tenth of a BTreeMap's size, for 20,000 quotas.
+fn encode(m: &BTreeMap<String, String>) -> Box<str> {
+    let mut out = String::new();
+    for (k, v) in m {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out.into_boxed_str()
 }
 
-fn map(p: &Pairs) -> BTreeMap<String, String> {
-    p.iter()
+fn decode(s: &str) -> BTreeMap<String, String> {
+    s.lines()
+        .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
-fn same(p: &Pairs, m: &BTreeMap<String, String>) -> bool {
-    p.len() == m.len()
-        && p.iter()
-            .zip(m)
-            .all(|((a, b), (c, d))| **a == **c && **b == **d)
-}
-
-/// A quota as kept: what [`QuotaStatus`] holds, compactly.
+/// A quota as kept: whether its report matches its spec, and the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct KeptQuota {
-    spec_hard: Pairs,
-    hard: Pairs,
-    used: Pairs,
+    in_force: bool,
+    hard: Box<str>,
+    used: Box<str>,
 }
 
 /// What is kept of one object: [`Seen`], compactly (the digest as bytes, the maps as pairs).
@@ -150,9 +151,9 @@ impl Entry {
             tenant: seen.tenant.map(String::into_boxed_str),
             quota: seen.quota.map(|q| {
                 Box::new(KeptQuota {
-                    spec_hard: pairs(q.spec_hard),
-                    hard: pairs(q.hard),
-                    used: pairs(q.used),
+                    in_force: q.in_force(),
+                    hard: encode(&q.hard),
+                    used: encode(&q.used),
                 })
             }),
         }
@@ -164,10 +165,18 @@ impl Entry {
             clean: self.clean,
             terminating: self.terminating,
             tenant: self.tenant.as_deref().map(str::to_string),
-            quota: self.quota.as_ref().map(|q| QuotaStatus {
-                spec_hard: map(&q.spec_hard),
-                hard: map(&q.hard),
-                used: map(&q.used),
+            quota: self.quota.as_ref().map(|q| {
+                let hard = decode(&q.hard);
+                QuotaStatus {
+                    // Only whether they matched is kept of the spec's limits.
+                    spec_hard: if q.in_force {
+                        hard.clone()
+                    } else {
+                        BTreeMap::new()
+                    },
+                    hard,
+                    used: decode(&q.used),
+                }
             }),
         }
     }
@@ -247,7 +256,7 @@ pub fn own_write(meta: &ObjectMeta) -> bool {
         .all(|e| e.manager.as_deref() == Some(FIELD_MANAGER))
 }
 
-fn seen(meta: &ObjectMeta, quota: Option<QuotaStatus>) -> Seen {
+fn seen(kind: Kind, meta: &ObjectMeta, quota: Option<QuotaStatus>) -> Seen {
     Seen {
         applied: meta
             .annotations
@@ -255,11 +264,14 @@ fn seen(meta: &ObjectMeta, quota: Option<QuotaStatus>) -> Seen {
             .and_then(|a| a.get(ANNOTATION_APPLIED))
             .cloned(),
         clean: untouched_by_others(meta),
-        tenant: meta
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(LABEL_TENANT))
-            .cloned(),
+        tenant: matches!(kind, Kind::Namespace | Kind::NetworkPolicy)
+            .then(|| {
+                meta.labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_TENANT))
+                    .cloned()
+            })
+            .flatten(),
         terminating: meta.deletion_timestamp.is_some(),
         quota,
     }
@@ -402,7 +414,7 @@ impl Owned {
             // Registered before looking, so a report arriving in between is not missed.
             let reported = lock(&self.objects)
                 .get(&key(Kind::ResourceQuota, &namespace, &name))
-                .filter(|e| e.quota.as_ref().is_some_and(|q| same(&q.hard, hard)))
+                .filter(|e| e.quota.as_ref().is_some_and(|q| *q.hard == *encode(hard)))
                 .map(Entry::seen)
                 .and_then(|s| s.quota);
             if let Some(status) = reported {
@@ -471,8 +483,10 @@ impl Owned {
             }
             watcher::Event::InitApply(o) => {
                 let (ns, name) = (o.namespace().unwrap_or_default(), o.name_any());
-                lock(&self.objects)
-                    .insert(key(kind, &ns, &name), Entry::of(seen(o.meta(), quota(&o))));
+                lock(&self.objects).insert(
+                    key(kind, &ns, &name),
+                    Entry::of(seen(kind, o.meta(), quota(&o))),
+                );
                 if let Some(set) = lock(&self.relisting).get_mut(&kind) {
                     set.insert((ns, name));
                 }
@@ -493,8 +507,10 @@ impl Owned {
                 let (ns, name) = (o.namespace().unwrap_or_default(), o.name_any());
                 let status = quota(&o);
                 let has_status = status.as_ref().is_some_and(|q| !q.hard.is_empty());
-                lock(&self.objects)
-                    .insert(key(kind, &ns, &name), Entry::of(seen(o.meta(), status)));
+                lock(&self.objects).insert(
+                    key(kind, &ns, &name),
+                    Entry::of(seen(kind, o.meta(), status)),
+                );
                 // A quota report someone waits for is theirs to read, not a new trigger, as long
                 // as nobody else has changed the quota itself.
                 if kind == Kind::ResourceQuota
@@ -606,6 +622,17 @@ mod tests {
             None
         )])));
         assert!(!untouched_by_others(&meta(Vec::new())));
+    }
+
+    #[test]
+    fn a_kept_quota_map_reads_back_as_it_was() {
+        let m = BTreeMap::from([
+            ("limits.cpu".to_string(), "8".to_string()),
+            ("requests.memory".to_string(), "32Gi".to_string()),
+            ("services.nodeports".to_string(), "0".to_string()),
+        ]);
+        assert_eq!(decode(&encode(&m)), m);
+        assert!(decode(&encode(&BTreeMap::new())).is_empty());
     }
 
     #[test]
@@ -727,13 +754,27 @@ mod tests {
         assert!(owned.unchanged(Kind::ResourceQuota, "n", "a", D1));
         assert!(!owned.unchanged(Kind::ResourceQuota, "n", "a", D2));
         assert!(!owned.unchanged(Kind::ResourceQuota, "n", "a", "not a digest"));
-        assert_eq!(owned.names_in(Kind::ResourceQuota, "n", "a"), ["a", "b"]);
+        // Tenants are kept for the kinds looked up by tenant only.
+        assert!(owned.names_in(Kind::ResourceQuota, "n", "a").is_empty());
+        for e in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(q("p1")),
+            watcher::Event::InitApply(q("p2")),
+            watcher::Event::InitDone,
+        ] {
+            let _ = owned.observe(Kind::NetworkPolicy, e, |_| None);
+        }
+        assert_eq!(owned.names_in(Kind::NetworkPolicy, "n", "a"), ["p1", "p2"]);
         assert!(
             owned
-                .names_in(Kind::ResourceQuota, "n", "other-tenant")
+                .names_in(Kind::NetworkPolicy, "n", "other-tenant")
                 .is_empty()
         );
-        assert!(owned.names_in(Kind::NetworkPolicy, "n", "a").is_empty());
+        assert!(
+            owned
+                .names_in(Kind::NetworkPolicy, "other-ns", "a")
+                .is_empty()
+        );
         for e in [
             watcher::Event::Init,
             watcher::Event::InitApply(q("b")),
@@ -742,6 +783,6 @@ mod tests {
             let _ = owned.observe(Kind::ResourceQuota, e, QuotaStatus::of);
         }
         assert_eq!(owned.get(Kind::ResourceQuota, "n", "a"), None);
-        assert_eq!(owned.len(), 1);
+        assert_eq!(owned.len(), 3, "b and the two policies");
     }
 }

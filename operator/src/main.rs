@@ -43,6 +43,10 @@ enum Command {
         /// How many tenants are reconciled at once.
         #[arg(long, env = "GOVCLOUD_OPERATOR_CONCURRENCY", default_value_t = 16)]
         concurrency: u16,
+        /// How often (seconds) a settled tenant is reconciled again with nothing having changed:
+        /// a safety net, since the watches bring every change at once.
+        #[arg(long, env = "GOVCLOUD_OPERATOR_RESYNC_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+        resync_seconds: u64,
         /// Where `/metrics`, `/healthz` and `/readyz` are served.
         #[arg(
             long,
@@ -163,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
             lease_namespace,
             metrics_addr,
             concurrency,
+            resync_seconds,
             mut reserved_namespaces,
             metering,
         } => {
@@ -191,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
                 platform,
                 instance: Some(identity.clone()),
                 concurrency,
+                resync: std::time::Duration::from_secs(resync_seconds),
                 metering: metering.settings()?,
                 ..Settings::default()
             };

@@ -50,6 +50,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// How long a burst of changes is gathered into one reconcile.
     pub debounce: Duration,
+    /// How often a settled tenant is reconciled again with nothing having changed.
+    pub resync: Duration,
     /// Metering, when the API to deliver to is configured (see [`crate::metering`]).
     pub metering: Option<crate::metering::Settings>,
 }
@@ -61,13 +63,14 @@ impl Default for Settings {
             instance: None,
             concurrency: 16,
             debounce: Duration::from_millis(200),
+            resync: RESYNC,
             metering: None,
         }
     }
 }
 
-/// How often a settled tenant is reconciled again with nothing having changed: a safety net,
-/// since the watches bring every change to the tenant and what it owns at once.
+/// How often a settled tenant is reconciled again with nothing having changed, by default: a
+/// safety net, since the watches bring every change to the tenant and what it owns at once.
 pub const RESYNC: Duration = Duration::from_secs(3600);
 
 /// How long reconciles wait for the watches of owned objects to list what exists.
@@ -176,6 +179,8 @@ pub struct Context {
     pub telemetry: Arc<Telemetry>,
     /// What the operator owns, as its watches see it.
     pub owned: Arc<Owned>,
+    /// How often a settled tenant is reconciled again.
+    pub resync: Duration,
     /// Who grants whom a link.
     pub grants: Arc<Grants>,
     /// The digest of the tenant ClusterRole this process has applied (once is enough: it is
@@ -207,6 +212,7 @@ impl Context {
             telemetry,
             owned,
             grants,
+            resync: RESYNC,
             cluster_role: Mutex::new(None),
             failures: Mutex::new(HashMap::new()),
         }
@@ -597,7 +603,7 @@ async fn apply_tenant(tenant: &Tenant, ctx: &Context) -> Result<Action, Error> {
     } else if conflict.is_some() {
         Action::requeue(CONFLICT_RETRY)
     } else {
-        Action::requeue(RESYNC)
+        Action::requeue(ctx.resync)
     })
 }
 
@@ -676,6 +682,7 @@ pub async fn run(
         platform,
         instance,
         metering,
+        resync,
         ..
     } = settings;
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
@@ -694,15 +701,18 @@ pub async fn run(
     telemetry.watch_tenants(store.clone());
     let owned = Arc::new(Owned::default());
     let grants = Arc::new(Grants::default());
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        platform,
-        store,
-        instance,
-        telemetry,
-        owned.clone(),
-        grants.clone(),
-    ));
+    let ctx = Arc::new(Context {
+        resync,
+        ..Context::new(
+            client.clone(),
+            platform,
+            store,
+            instance,
+            telemetry,
+            owned.clone(),
+            grants.clone(),
+        )
+    });
     // Owned objects: metadata only (all a reconcile needs of them), but quotas whole (their
     // status is the tenant's). Each watch keeps `owned` current and triggers on what others
     // changed.

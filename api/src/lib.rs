@@ -122,6 +122,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Verified API tokens, remembered briefly ([`app::token_cache`]).
     pub tokens: Arc<app::token_cache::TokenCache>,
+    /// Tenants read by name, remembered briefly ([`app::tenant_cache`]).
+    pub tenants: Arc<app::tenant_cache::TenantCache>,
 }
 
 /// The API's router.

@@ -115,7 +115,8 @@ pub fn state(
 ) -> (AppState, impl Future<Output = ()> + Send + 'static) {
     let (cluster, watches) = Cluster::new(client, target);
     let tokens = Arc::new(crate::app::token_cache::TokenCache::default());
-    let follow = crate::app::token_cache::follow(tokens.clone(), db.clone());
+    let tenants = Arc::new(crate::app::tenant_cache::TenantCache::default());
+    let follow = crate::app::announced::follow(tokens.clone(), tenants.clone(), db.clone());
     (
         AppState {
             db,
@@ -124,8 +125,9 @@ pub fn state(
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             tokens,
+            tenants,
         },
-        // The cluster's watches and the token announcements run as long as the API does.
+        // The cluster's watches and the announcements run as long as the API does.
         async move {
             tokio::join!(watches, follow);
         },

@@ -3,6 +3,7 @@
 //! the background sync loop that brings the cluster to what the database says. Handlers call
 //! these; these call [`crate::db`], [`crate::cluster`] and [`crate::domain`].
 
+pub mod announced;
 pub mod audit;
 pub mod billing;
 pub mod budgets;
@@ -21,6 +22,7 @@ pub mod rate_cards;
 pub mod sessions;
 pub mod statement;
 pub mod sync;
+pub mod tenant_cache;
 pub mod tenants;
 pub mod token_cache;
 pub mod usage;

@@ -83,8 +83,18 @@ pub async fn visible_with_namespaces(
     caller: &Caller,
     name: &str,
 ) -> AppResult<(TenantRow, Vec<NamespaceRow>)> {
-    db::tenants::by_name_with_namespaces(&state.db, name)
-        .await?
+    let found = match state.tenants.get(name) {
+        Some(hit) => Some(hit),
+        None => {
+            let generation = state.tenants.generation();
+            let read = db::tenants::by_name_with_namespaces(&state.db, name).await?;
+            if let Some(t) = &read {
+                state.tenants.put(name.to_string(), t.clone(), generation);
+            }
+            read
+        }
+    };
+    found
         .filter(|(t, _)| caller.sees(Scope::tenant(t.organization_id, t.tenant_id)))
         .ok_or_else(|| AppError::not_found("tenant", name))
 }

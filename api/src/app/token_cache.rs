@@ -13,13 +13,11 @@
 //! A lookup that started before a revocation cannot put its stale answer back: entries are
 //! stored only if the cache was not emptied since the lookup began (its generation).
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::announced::Announced;
 use crate::domain::principal::Caller;
 
 /// The longest a verified token is remembered.
@@ -27,36 +25,28 @@ pub const TTL: Duration = Duration::from_secs(30);
 /// The most tokens remembered; past it the cache starts again empty.
 const CAPACITY: usize = 10_000;
 
-struct Entry {
-    caller: Caller,
-    expires_at: Option<DateTime<Utc>>,
-    verified: Instant,
-}
+/// Verified tokens by their hash: who they are, and until when.
+pub struct TokenCache(Announced<Vec<u8>, (Caller, Option<DateTime<Utc>>)>);
 
-#[derive(Default)]
-pub struct TokenCache {
-    entries: RwLock<HashMap<Vec<u8>, Entry>>,
-    generation: AtomicU64,
-    /// Whether announcements are being received (only then is anything remembered).
-    live: AtomicBool,
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self(Announced::new(TTL, CAPACITY))
+    }
 }
 
 impl TokenCache {
     /// The caller of a remembered token, if it is still good.
     pub fn get(&self, hash: &[u8]) -> Option<Caller> {
-        if !self.live.load(Ordering::Acquire) {
-            return None;
-        }
-        let entries = self.entries.read().ok()?;
-        let e = entries.get(hash)?;
-        let fresh = e.verified.elapsed() < TTL;
-        let unexpired = e.expires_at.is_none_or(|at| at > Utc::now());
-        (fresh && unexpired).then(|| e.caller.clone())
+        self.0
+            .get(hash, |(_, expires_at)| {
+                expires_at.is_none_or(|at| at > Utc::now())
+            })
+            .map(|(caller, _)| caller)
     }
 
     /// Where the cache stands before a lookup: pass it to [`Self::put`].
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.0.generation()
     }
 
     /// Remembers a verified token, unless the cache was emptied since `generation`.
@@ -67,80 +57,21 @@ impl TokenCache {
         expires_at: Option<DateTime<Utc>>,
         generation: u64,
     ) {
-        if !self.live.load(Ordering::Acquire) {
-            return;
-        }
-        let Ok(mut entries) = self.entries.write() else {
-            return;
-        };
-        // Checked under the lock that `clear` takes too.
-        if self.generation.load(Ordering::Acquire) != generation {
-            return;
-        }
-        if entries.len() >= CAPACITY {
-            entries.clear();
-        }
-        entries.insert(
-            hash,
-            Entry {
-                caller,
-                expires_at,
-                verified: Instant::now(),
-            },
-        );
+        self.0.put(hash, (caller, expires_at), generation);
     }
 
     /// Forgets every token.
     pub fn clear(&self) {
-        let mut entries = match self.entries.write() {
-            Ok(e) => e,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
+        self.0.clear();
     }
 
     /// Whether announcements are received; turning it off forgets everything.
     pub fn set_live(&self, live: bool) {
-        self.clear();
-        self.live.store(live, Ordering::Release);
+        self.0.set_live(live);
     }
 
     pub fn is_live(&self) -> bool {
-        self.live.load(Ordering::Acquire)
-    }
-}
-
-/// Keeps the cache in step with the database's announcements, reconnecting when the
-/// connection drops, until the task is dropped.
-pub async fn follow(cache: std::sync::Arc<TokenCache>, db: sqlx::PgPool) {
-    loop {
-        match crate::db::principals::AuthChanges::listen(&db).await {
-            Ok(mut changes) => {
-                cache.set_live(true);
-                loop {
-                    match changes.next().await {
-                        Ok(true) => cache.clear(),
-                        Ok(false) => {
-                            // Reconnected: what was announced meanwhile is lost.
-                            tracing::info!(
-                                "the token announcements' connection was lost; the token cache starts again empty"
-                            );
-                            cache.clear();
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "the token announcements stopped; tokens are looked up on every request until they are back");
-                            break;
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for token announcements; tokens are looked up on every request");
-            }
-        }
-        cache.set_live(false);
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.0.is_live()
     }
 }
 

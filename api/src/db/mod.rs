@@ -3,6 +3,7 @@
 //! `api/.sqlx`, written by `scripts/sqlx-prepare`). Functions take any executor, so they run on
 //! the pool or inside a transaction.
 
+pub mod announcements;
 pub mod audit;
 pub mod budgets;
 pub mod capacity_requests;

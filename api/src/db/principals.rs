@@ -106,24 +106,6 @@ pub async fn by_token_hash(
     }))
 }
 
-/// Announcements that who may call the API changed (migration 0010: any update or delete of a
-/// token or a principal), on a connection of its own.
-pub struct AuthChanges(sqlx::postgres::PgListener);
-
-impl AuthChanges {
-    pub async fn listen(pool: &sqlx::PgPool) -> sqlx::Result<Self> {
-        let mut l = sqlx::postgres::PgListener::connect_with(pool).await?;
-        l.listen("govcloud_auth").await?;
-        Ok(Self(l))
-    }
-
-    /// The next announcement: `Ok(true)`; `Ok(false)` when the connection was lost (and
-    /// announcements with it; the next call reconnects).
-    pub async fn next(&mut self) -> sqlx::Result<bool> {
-        Ok(self.0.try_recv().await?.is_some())
-    }
-}
-
 /// The principal registered for this OIDC subject, unless removed.
 pub async fn by_oidc_subject(
     db: impl PgExecutor<'_>,

@@ -25,6 +25,27 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
+/// After a request that may have written (anything but GET and HEAD), and before its response
+/// leaves, this replica forgets the tenants it remembers: whoever changed a tenant reads the
+/// change back at once ([`crate::app::tenant_cache`]).
+async fn forget_tenants_after_writes(
+    axum::extract::State(tenants): axum::extract::State<
+        std::sync::Arc<crate::app::tenant_cache::TenantCache>,
+    >,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let reads_only = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let response = next.run(req).await;
+    if !reads_only {
+        tenants.clear();
+    }
+    response
+}
+
 /// The API's router.
 pub fn router(state: AppState) -> Router {
     let timeout = state.settings.request_timeout;
@@ -44,6 +65,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::console::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.tenants.clone(),
+            forget_tenants_after_writes,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             crate::metrics::track,

@@ -1,4 +1,5 @@
-//! Throughput and latency of two API routes at 64 concurrent connections, beside a minimal
+//! Throughput and latency of two API routes at 64 concurrent connections (and the GET once more
+//! with the tenant cache off, the cost of a miss), beside a minimal
 //! axum handler that runs one comparable query on the same database in the same run (its own
 //! pool of the same size, with sqlx's defaults; the API's pool is `govcloud serve`'s).
 //!
@@ -163,6 +164,7 @@ async fn main() {
         .unwrap_or(10);
     let bench = support::start(20).await;
     let (state, tokens) = (bench.state.clone(), bench.tokens.clone());
+    let state_for_misses = state.clone();
     let api = listen(govcloud_api::app(state)).await;
     // The baseline's own pool of the same size, as sqlx makes one by default.
     let bare = sqlx::postgres::PgPoolOptions::new()
@@ -235,9 +237,24 @@ async fn main() {
     )
     .await;
     row("minimal axum: one insert", &post_min);
+    // The same GET with the tenant cache off (as while its announcements are down): every
+    // read from PostgreSQL, the cost of a miss.
+    state_for_misses.tenants.set_live(false);
+    let get_miss = load(
+        Target {
+            method: reqwest::Method::GET,
+            url: format!("http://{api}/v1/tenants/demo-stttt"),
+            token: token.clone(),
+            body: None,
+        },
+        seconds,
+    )
+    .await;
+    row("GET /v1/tenants/{name}, tenant cache off", &get_miss);
     println!(
-        "\nratio govcloud / minimal, req/s: GET {:.2}, POST {:.2}; p99: GET {:.2}, POST {:.2}",
+        "\nratio govcloud / minimal, req/s: GET {:.2} (cache off: {:.2}), POST {:.2}; p99: GET {:.2}, POST {:.2}",
         get_api.rate() / get_min.rate(),
+        get_miss.rate() / get_min.rate(),
         post_api.rate() / post_min.rate(),
         get_api.p99.as_secs_f64() / get_min.p99.as_secs_f64(),
         post_api.p99.as_secs_f64() / post_min.p99.as_secs_f64(),

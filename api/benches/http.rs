@@ -219,7 +219,7 @@ async fn main() {
         Target {
             method: reqwest::Method::POST,
             url: format!("http://{api}/v1/capacity-requests"),
-            token,
+            token: token.clone(),
             body: Some(request.clone()),
         },
         seconds,

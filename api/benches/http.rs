@@ -193,16 +193,13 @@ async fn main() {
         "-".repeat(10),
         "-".repeat(8)
     );
-    let get_api = load(
-        Target {
-            method: reqwest::Method::GET,
-            url: format!("http://{api}/v1/tenants/demo-stttt"),
-            token: token.clone(),
-            body: None,
-        },
-        seconds,
-    )
-    .await;
+    let get_tenant = Target {
+        method: reqwest::Method::GET,
+        url: format!("http://{api}/v1/tenants/demo-stttt"),
+        token: token.clone(),
+        body: None,
+    };
+    let get_api = load(get_tenant.clone(), seconds).await;
     row("GET /v1/tenants/{name} (govcloud)", &get_api);
     let get_min = load(
         Target {
@@ -240,16 +237,7 @@ async fn main() {
     // The same GET with the tenant cache off (as while its announcements are down): every
     // read from PostgreSQL, the cost of a miss.
     state_for_misses.tenants.set_live(false);
-    let get_miss = load(
-        Target {
-            method: reqwest::Method::GET,
-            url: format!("http://{api}/v1/tenants/demo-stttt"),
-            token: token.clone(),
-            body: None,
-        },
-        seconds,
-    )
-    .await;
+    let get_miss = load(get_tenant, seconds).await;
     row("GET /v1/tenants/{name}, tenant cache off", &get_miss);
     println!(
         "\nratio govcloud / minimal, req/s: GET {:.2} (cache off: {:.2}), POST {:.2}; p99: GET {:.2}, POST {:.2}",

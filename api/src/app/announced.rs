@@ -31,8 +31,17 @@ impl<K: Eq + Hash, V: Clone> Announced<K, V> {
         }
     }
 
+    /// A remembered value, if it is younger than the TTL.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_if(key, |_| true)
+    }
+
     /// A remembered value, if it is younger than the TTL and `valid` says it still holds.
-    pub fn get<Q>(&self, key: &Q, valid: impl Fn(&V) -> bool) -> Option<V>
+    pub fn get_if<Q>(&self, key: &Q, valid: impl Fn(&V) -> bool) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -142,21 +151,21 @@ mod tests {
     fn nothing_is_remembered_unless_live_and_a_read_from_before_a_clear_is_not_stored() {
         let c: Announced<u8, u8> = Announced::new(Duration::from_secs(60), 10);
         c.put(1, 1, c.generation());
-        assert_eq!(c.get(&1, |_| true), None);
+        assert_eq!(c.get(&1), None);
         c.set_live(true);
         c.put(1, 1, c.generation());
-        assert_eq!(c.get(&1, |_| true), Some(1));
+        assert_eq!(c.get(&1), Some(1));
         assert_eq!(
-            c.get(&1, |_| false),
+            c.get_if(&1, |_| false),
             None,
             "what no longer holds is not answered"
         );
         let before = c.generation();
         c.clear();
         c.put(2, 2, before);
-        assert_eq!(c.get(&2, |_| true), None);
+        assert_eq!(c.get(&2), None);
         c.set_live(false);
-        assert_eq!(c.get(&1, |_| true), None);
+        assert_eq!(c.get(&1), None);
     }
 
     #[test]
@@ -165,13 +174,13 @@ mod tests {
         c.set_live(true);
         c.put(1, 1, c.generation());
         std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(c.get(&1, |_| true), None);
+        assert_eq!(c.get(&1), None);
         let c: Announced<u8, u8> = Announced::new(Duration::from_secs(60), 2);
         c.set_live(true);
         for k in 0..3 {
             c.put(k, k, c.generation());
         }
-        assert_eq!(c.get(&0, |_| true), None);
-        assert_eq!(c.get(&2, |_| true), Some(2));
+        assert_eq!(c.get(&0), None);
+        assert_eq!(c.get(&2), Some(2));
     }
 }

@@ -20,37 +20,11 @@ pub const TTL: Duration = Duration::from_secs(10);
 /// The most tenants remembered; past it the cache starts again empty.
 const CAPACITY: usize = 20_000;
 
-pub struct TenantCache(Announced<String, (TenantRow, Vec<NamespaceRow>)>);
+/// Tenants by name, with their namespaces.
+pub type TenantCache = Announced<String, (TenantRow, Vec<NamespaceRow>)>;
 
 impl Default for TenantCache {
     fn default() -> Self {
-        Self(Announced::new(TTL, CAPACITY))
-    }
-}
-
-impl TenantCache {
-    pub fn get(&self, name: &str) -> Option<(TenantRow, Vec<NamespaceRow>)> {
-        self.0.get(name, |_| true)
-    }
-
-    /// Where the cache stands before a read: pass it to [`Self::put`].
-    pub fn generation(&self) -> u64 {
-        self.0.generation()
-    }
-
-    pub fn put(&self, name: String, tenant: (TenantRow, Vec<NamespaceRow>), generation: u64) {
-        self.0.put(name, tenant, generation);
-    }
-
-    pub fn clear(&self) {
-        self.0.clear();
-    }
-
-    pub fn set_live(&self, live: bool) {
-        self.0.set_live(live);
-    }
-
-    pub fn is_live(&self) -> bool {
-        self.0.is_live()
+        Announced::new(TTL, CAPACITY)
     }
 }

@@ -38,7 +38,7 @@ impl TokenCache {
     /// The caller of a remembered token, if it is still good.
     pub fn get(&self, hash: &[u8]) -> Option<Caller> {
         self.0
-            .get(hash, |(_, expires_at)| {
+            .get_if(hash, |(_, expires_at)| {
                 expires_at.is_none_or(|at| at > Utc::now())
             })
             .map(|(caller, _)| caller)

@@ -161,7 +161,7 @@ impl Applier<'_> {
                 // Known to the watches as ours (labelled so) or not at all: a create first
                 // when the watches have listed and do not know it.
                 let known =
-                    self.owned.get(Kind::Namespace, "", &full).is_some() || !self.owned.is_synced();
+                    self.owned.contains(Kind::Namespace, "", &full) || !self.owned.is_synced();
                 match claim_namespace(&namespaces_api, &desired, tenant, &reserved, known).await? {
                     Ok(namespace) => {
                         namespace.metadata.deletion_timestamp.is_none()

@@ -316,6 +316,11 @@ impl Owned {
             .map(Entry::seen)
     }
 
+    /// Whether the watches know the object at all.
+    pub fn contains(&self, kind: Kind, namespace: &str, name: &str) -> bool {
+        lock(&self.objects).contains_key(&key(kind, namespace, name))
+    }
+
     /// Whether applying `digest` to the object would change nothing: the object is there, was
     /// last applied from the same desired object, nobody else has written it since, and it is
     /// not going away.

@@ -998,3 +998,197 @@ async fn numbers_are_gap_free_per_organization_and_drafts_follow_the_ledger(db: 
         .await;
     assert_eq!(issued_before, issued_after);
 }
+
+/// Writes hours of a tenant's namespace into the ledger, rolled up, straight into the table.
+async fn write_hours(db: &PgPool, tenant: &str, namespace: &str, hours: &[(i64, i64)]) -> i32 {
+    let id: i32 = sqlx::query_scalar(
+        "insert into metered_namespace (tenant_id, namespace, kube_name)
+         select tenant_id, name, kube_name from tenant_namespace
+         where tenant_id = (select tenant_id from tenant where name = $1) and name = $2
+         on conflict (tenant_id, kube_name) do update set namespace = excluded.namespace
+         returning metered_namespace_id",
+    )
+    .bind(tenant)
+    .bind(namespace)
+    .fetch_one(db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    for (hour, cpu) in hours {
+        sqlx::query(
+            "insert into usage_hour values ($1, $2::int, $3, 0, 0, 0, $3, 0, 0, 3600, 0, 3600)",
+        )
+        .bind(id)
+        .bind(hour)
+        .bind(cpu)
+        .execute(db)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    id
+}
+
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_once(db: PgPool) {
+    use govcloud_api::domain::period::{hour_of, month_range};
+    let api = TestApi::new(db.clone()).await;
+    // A month two years ahead, its prices raised from the 11th (local midnight).
+    let year = Utc::now().year() + 2;
+    let month = format!("{year}-03");
+    let (start, end) = month_range(&month).unwrap_or_else(|e| panic!("{e}"));
+    let raise = start + chrono::Duration::days(10);
+    let (_, cards) = api.get("/v1/rate-cards", "platform-admin").await;
+    let card = cards["items"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (status, v) = api
+        .post(&format!("/v1/rate-cards/{card}/versions"), "platform-admin", json!({
+            "effectiveFrom": format!("{year}-03-11"),
+            "prices": [{"resource": "cpu", "price": "300", "usagePrice": "390"}, {"resource": "memory", "price": "50"},
+                       {"resource": "storage", "price": "2500"}, {"resource": "load-balancers", "price": "300000"}]}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+
+    // demo-sotc (Usage plan) uses cpu every seventh hour of the month, more each time
+    let (first, last) = (hour_of(start), hour_of(end));
+    let mut tx = db.begin().await.unwrap_or_else(|e| panic!("{e}"));
+    govcloud_api::db::usage::ensure_hour_partition(&mut tx, &month, first, last)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let hours: Vec<(i64, i64)> = (first..last)
+        .step_by(7)
+        .map(|h| (h, (h - first + 1) * 3_600_000))
+        .collect();
+    write_hours(&db, "demo-sotc", "prod", &hours).await;
+    // demo-ministry-data requested a GPU no card prices: its month cannot be rated
+    let ministry = write_hours(&db, "demo-ministry-data", "prod", &[(first + 3, 1_000)]).await;
+    sqlx::query("insert into usage_hour_gpu values ($1, $2::int, 'example.com/tpu', 3600)")
+        .bind(ministry)
+        .bind(first + 3)
+        .execute(&db)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let cpu_lines = |inv: &Value| -> Vec<Value> {
+        inv["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["metric"] == "cpu.allocated")
+            .cloned()
+            .collect()
+    };
+    let summed = |from: chrono::DateTime<Utc>, to: chrono::DateTime<Utc>| -> i64 {
+        hours
+            .iter()
+            .filter(|(h, _)| {
+                let at = govcloud_api::domain::period::hour_start(*h);
+                at >= from && at < to
+            })
+            .map(|(_, q)| q)
+            .sum()
+    };
+    let book = billing::Pricebook::load(&db)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Rated half an hour into an hour of the 16th: the hour that began before is counted, the
+    // next is not, and the lines split where the price changed.
+    let now = start + chrono::Duration::days(15) + chrono::Duration::minutes(30);
+    let pass = billing::refresh_month(&api.state, &book, &month, now)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pass.failed, 1, "{pass:?}");
+    let draft = invoice_of(&api, "demo-sotc", &month, "platform-admin").await;
+    let (_, inv) = api
+        .get(&format!("/v1/invoices/{draft}"), "platform-admin")
+        .await;
+    let cpu = cpu_lines(&inv);
+    assert_eq!(cpu.len(), 2, "{inv}");
+    assert_eq!(
+        dec(&cpu[0]["quantity"]),
+        Decimal::from(summed(start, raise))
+    );
+    assert_eq!(dec(&cpu[0]["unitPrice"]), Decimal::from(260));
+    assert_eq!(dec(&cpu[1]["quantity"]), Decimal::from(summed(raise, now)));
+    assert_eq!(dec(&cpu[1]["unitPrice"]), Decimal::from(390));
+    for l in &cpu {
+        let exact = dec(&l["quantity"]) * dec(&l["unitPrice"]) / Decimal::from(3_600_000);
+        assert_eq!(
+            dec(&l["amount"]),
+            exact.round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        );
+    }
+    assert_adds_up(&inv);
+
+    // After the grace period every month that can be rated is rated to its end and issued in
+    // the same pass, numbered gap-free per organization in name order and audited once each;
+    // the one that cannot keeps no invoice and takes no number.
+    let later = end + chrono::Duration::days(3);
+    let actor = govcloud_api::db::audit::Actor::system("billing");
+    let issuing = billing::Issuing {
+        actor: &actor,
+        at: later,
+    };
+    let pass = billing::write_month_of_all(&api.state, &book, &month, later, Some(issuing))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((pass.issued, pass.failed), (2, 1), "{pass:?}");
+    let numbering = govcloud_api::domain::invoice::numbering_year(later);
+    let mut numbers = Vec::new();
+    for tenant in ["demo-sotc", "demo-stttt"] {
+        let id = invoice_of(&api, tenant, &month, "platform-admin").await;
+        let (_, inv) = api
+            .get(&format!("/v1/invoices/{id}"), "platform-admin")
+            .await;
+        assert_eq!(inv["state"], "issued", "{inv}");
+        assert_adds_up(&inv);
+        numbers.push(inv["number"].as_str().unwrap_or_default().to_string());
+        if tenant == "demo-sotc" {
+            let cpu = cpu_lines(&inv);
+            assert_eq!(dec(&cpu[1]["quantity"]), Decimal::from(summed(raise, end)));
+        }
+    }
+    assert_eq!(
+        numbers,
+        [
+            format!("DP-{numbering}-000001"),
+            format!("DP-{numbering}-000002")
+        ]
+    );
+    let audited: Vec<String> = sqlx::query_scalar(
+        "select object_id from audit_event where action = 'invoice.issue' order by audit_event_id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(audited, numbers);
+    let (_, ministry) = api
+        .get(
+            &format!("/v1/invoices?tenant=demo-ministry-data&month={month}"),
+            "platform-admin",
+        )
+        .await;
+    assert_eq!(ministry["items"], json!([]), "{ministry}");
+    let taken: i64 = sqlx::query_scalar(
+        "select count(*) from invoice_number n join organization o using (organization_id)
+         where o.name = 'demo-ministry'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(taken, 0);
+
+    // Another pass (another replica's, say) issues nothing twice.
+    let pass = billing::write_month_of_all(&api.state, &book, &month, later, Some(issuing))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((pass.issued, pass.drafts), (0, 0), "{pass:?}");
+    let count: i64 =
+        sqlx::query_scalar("select count(*) from audit_event where action = 'invoice.issue'")
+            .fetch_one(&db)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(count, 2);
+}

@@ -7,8 +7,10 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 use govcloud_tenant::crd::Plan;
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -22,7 +24,7 @@ use crate::domain::budget;
 use crate::domain::invoice::{InvoiceKind, number, numbering_year};
 use crate::domain::period::{month_of, month_range};
 use crate::domain::rating::{
-    self, Line, Month, NamespaceMonth, Price, QuotaPoint, Resource, UsageHour, Version,
+    self, Line, Month, NamespaceMonth, Price, QuotaPoint, Resource, UsageSum, Version,
 };
 use crate::domain::usage::hour_span;
 
@@ -93,6 +95,14 @@ impl Pricebook {
         Ok(book)
     }
 
+    /// When each version of every card starts.
+    fn version_starts(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        self.platform
+            .iter()
+            .chain(self.organizations.values().flat_map(|(v, _)| v.iter()))
+            .map(|v| v.effective_from)
+    }
+
     /// Whether no card has any version: nothing can be rated.
     pub fn is_empty(&self) -> bool {
         self.platform.is_empty() && self.organizations.values().all(|(v, _)| v.is_empty())
@@ -143,34 +153,50 @@ pub async fn rate_tenants(
         .filter_map(|n| n.metered_namespace_id)
         .collect();
     let (first, last) = hour_span(start, end);
+    // The ledger summed in the database, cut wherever any card's version starts and at `until`:
+    // each piece is priced by one version, as hour by hour (`rating::piece_starts`).
+    let starts = rating::piece_starts(book.version_starts().chain([until]), first, last);
     let h32 = |h: i64| i32::try_from(h).unwrap_or(i32::MAX);
-    let hours = ledger::hours(&mut *conn, &metered, h32(first), h32(last)).await?;
-    let gpus = ledger::gpu_hours(&mut *conn, &metered, h32(first), h32(last)).await?;
+    let starts: Vec<i32> = starts.into_iter().map(h32).collect();
+    let sums = ledger::usage_sums(&mut *conn, &metered, h32(first), h32(last), &starts).await?;
+    let gpus = ledger::gpu_sums(&mut *conn, &metered, h32(first), h32(last), &starts).await?;
     let timeline = ledger::quota_timeline(&mut *conn, &ids, end).await?;
 
-    let mut hours_of: HashMap<i32, Vec<UsageHour>> = HashMap::new();
-    let mut gpu_of: HashMap<(i32, i32), Vec<(String, i64)>> = HashMap::new();
-    for g in gpus {
-        gpu_of
-            .entry((g.metered_namespace_id, g.hour))
-            .or_default()
-            .push((g.resource, g.quantity));
+    let whole = |d: Decimal| d.to_i128().unwrap_or(i128::MAX);
+    let mut pieces: HashMap<(i32, i32), UsageSum> = HashMap::new();
+    for s in sums {
+        pieces.insert(
+            (s.metered_namespace_id, s.piece),
+            UsageSum {
+                from_hour: i64::from(s.from_hour),
+                cpu_allocated: whole(s.cpu_allocated),
+                memory_allocated: whole(s.memory_allocated),
+                storage_bound: whole(s.storage_bound),
+                requested_seconds: i128::from(s.requested_seconds),
+                bound_seconds: i128::from(s.bound_seconds),
+                gpu: Vec::new(),
+            },
+        );
     }
-    for h in hours {
-        hours_of
-            .entry(h.metered_namespace_id)
-            .or_default()
-            .push(UsageHour {
-                hour: i64::from(h.hour),
-                cpu_allocated: h.cpu_allocated,
-                memory_allocated: h.memory_allocated,
-                storage_bound: h.storage_bound,
-                requested_seconds: i64::from(h.requested_seconds),
-                bound_seconds: i64::from(h.bound_seconds),
-                gpu: gpu_of
-                    .remove(&(h.metered_namespace_id, h.hour))
-                    .unwrap_or_default(),
+    for g in gpus {
+        let piece = pieces
+            .entry((g.metered_namespace_id, g.piece))
+            .or_insert_with(|| UsageSum {
+                from_hour: i64::from(g.from_hour),
+                ..UsageSum::default()
             });
+        piece.from_hour = piece.from_hour.min(i64::from(g.from_hour));
+        piece.gpu.push((g.resource, whole(g.quantity)));
+    }
+    let mut hours_of: HashMap<i32, Vec<UsageSum>> = HashMap::new();
+    for ((id, _), piece) in pieces {
+        hours_of.entry(id).or_default().push(piece);
+    }
+    for list in hours_of.values_mut() {
+        list.sort_by_key(|p| p.from_hour);
+        for p in list.iter_mut() {
+            p.gpu.sort();
+        }
     }
     let mut points_of: HashMap<(Uuid, &str), Vec<QuotaPoint>> = HashMap::new();
     for p in &timeline {
@@ -281,18 +307,9 @@ pub fn stored_lines(lines: &[Line]) -> Vec<NewLine> {
         .collect()
 }
 
-/// Writes a tenant's rated month into its draft (made if absent). An invoice already issued is
-/// left alone; answers the invoice's id and whether its draft was written.
-pub async fn write_month(
-    tx: &mut PgConnection,
-    t: &BillableTenant,
-    month: &str,
-    until: DateTime<Utc>,
-    rated: &Rated,
-) -> AppResult<(Uuid, bool)> {
-    let period = month_range(month).map_err(|m| AppError::invalid("month", m))?;
-    let content = Content {
-        rated_until: until.min(period.1),
+fn content<'a>(t: &'a BillableTenant, rated_until: DateTime<Utc>, rated: &Rated) -> Content<'a> {
+    Content {
+        rated_until,
         plan: plan_name(t.billing.0.plan),
         cost_center: &t.billing.0.cost_center,
         organization_display_name: &t.organization_display_name,
@@ -302,27 +319,197 @@ pub async fn write_month(
         vat: rated.totals.vat,
         total: rated.totals.total,
         unmetered_seconds: rated.unmetered_seconds,
-    };
-    let draft = store::NewDraft {
-        kind: InvoiceKind::Invoice.as_str(),
-        organization_id: t.organization_id,
-        tenant_id: t.tenant_id,
-        month,
-        period,
-        content: &content,
-        credits: None,
-        reason: None,
-    };
-    let (id, state) = store::lock_month(tx, &draft).await?;
-    if state != "draft" {
-        return Ok((id, false));
     }
-    store::write_draft(tx, id, &content, &stored_lines(&rated.lines)).await?;
-    Ok((id, true))
 }
 
-/// How many tenants one pass rates at once (one read of the ledger for all of them).
-const CHUNK: usize = 200;
+/// Issuing drafts as they are written: when, and by whom.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuing<'a> {
+    pub actor: &'a Actor,
+    pub at: DateTime<Utc>,
+}
+
+/// What became of a tenant's month in [`write_months`].
+#[derive(Debug)]
+pub enum Written {
+    /// Its draft was written (made if absent).
+    Draft(Uuid),
+    /// Its draft was written and issued under this number.
+    Issued(Uuid, String),
+    /// Its invoice was issued before: left alone.
+    Kept(Uuid),
+    /// It could not be rated: its month is as it was.
+    Failed(AppError),
+}
+
+/// Rates `tenants`' month up to `until` (at most the month's end) and writes each into its
+/// draft (made if absent), in `tx`, in a few statements for all of them; with `issuing`, also
+/// issues every draft written, numbered gap-free per organization in the order of `tenants`. An
+/// invoice already issued is left alone. Answers what became of each tenant's month, in order.
+pub async fn write_months(
+    tx: &mut PgConnection,
+    book: &Pricebook,
+    tenants: &[BillableTenant],
+    month: &str,
+    until: DateTime<Utc>,
+    issuing: Option<Issuing<'_>>,
+) -> AppResult<Vec<Written>> {
+    let period = month_range(month).map_err(|m| AppError::invalid("month", m))?;
+    let rated_until = until.min(period.1);
+    let mut failures: HashMap<usize, AppError> = HashMap::new();
+    let rated: Vec<Option<Rated>> = rate_tenants(&mut *tx, book, tenants, month, until)
+        .await?
+        .into_iter()
+        .enumerate()
+        .map(|(i, (_, r))| {
+            r.map_err(|e| {
+                failures.insert(i, e);
+            })
+            .ok()
+        })
+        .collect();
+    let contents: Vec<Option<Content<'_>>> = tenants
+        .iter()
+        .zip(&rated)
+        .map(|(t, r)| r.as_ref().map(|r| content(t, rated_until, r)))
+        .collect();
+    let months: Vec<store::NewMonth<'_>> = tenants
+        .iter()
+        .zip(&contents)
+        .filter_map(|(t, c)| {
+            c.as_ref().map(|content| store::NewMonth {
+                organization_id: t.organization_id,
+                tenant_id: t.tenant_id,
+                content,
+            })
+        })
+        .collect();
+    store::insert_month_drafts(&mut *tx, month, period, &months).await?;
+    let ids: Vec<Uuid> = months.iter().map(|m| m.tenant_id).collect();
+    let locks: HashMap<Uuid, store::MonthLock> = store::lock_months(&mut *tx, &ids, month)
+        .await?
+        .into_iter()
+        .map(|l| (l.tenant_id, l))
+        .collect();
+    let lines: Vec<Vec<NewLine>> = rated
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .map(|r| stored_lines(&r.lines))
+                .unwrap_or_default()
+        })
+        .collect();
+    // The drafts to write, by their tenant's place in `tenants`.
+    let drafts: Vec<(usize, Uuid)> = tenants
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let lock = locks.get(&t.tenant_id)?;
+            (contents[i].is_some() && lock.state == "draft").then_some((i, lock.invoice_id))
+        })
+        .collect();
+    let writes: Vec<store::DraftWrite<'_>> = drafts
+        .iter()
+        .filter_map(|&(i, invoice_id)| {
+            contents[i].as_ref().map(|content| store::DraftWrite {
+                invoice_id,
+                content,
+                lines: &lines[i],
+            })
+        })
+        .collect();
+    store::write_drafts(&mut *tx, &writes).await?;
+    let numbers = match issuing {
+        Some(issuing) => issue_written(&mut *tx, tenants, &rated, &drafts, month, issuing).await?,
+        None => HashMap::new(),
+    };
+    let written: HashMap<usize, Uuid> = drafts.into_iter().collect();
+    let mut numbers = numbers;
+    Ok((0..tenants.len())
+        .map(|i| {
+            if let Some(e) = failures.remove(&i) {
+                return Written::Failed(e);
+            }
+            match (written.get(&i), numbers.remove(&i)) {
+                (Some(id), Some(n)) => Written::Issued(*id, n),
+                (Some(id), None) => Written::Draft(*id),
+                (None, _) => {
+                    let id = locks.get(&tenants[i].tenant_id).map(|l| l.invoice_id);
+                    match id {
+                        Some(id) => Written::Kept(id),
+                        None => Written::Failed(AppError::Internal(format!(
+                            "{}'s {month} has no invoice after it was written",
+                            tenants[i].name
+                        ))),
+                    }
+                }
+            }
+        })
+        .collect())
+}
+
+/// Issues the drafts just written (by their tenant's place in `tenants`), numbered per
+/// organization in that order, audited; answers their numbers.
+async fn issue_written(
+    tx: &mut PgConnection,
+    tenants: &[BillableTenant],
+    rated: &[Option<Rated>],
+    drafts: &[(usize, Uuid)],
+    month: &str,
+    issuing: Issuing<'_>,
+) -> AppResult<HashMap<usize, String>> {
+    let year = numbering_year(issuing.at);
+    let kind = InvoiceKind::Invoice;
+    let mut per_organization: Vec<(Uuid, Vec<(usize, Uuid)>)> = Vec::new();
+    for &(i, id) in drafts {
+        let org = tenants[i].organization_id;
+        match per_organization.iter_mut().find(|(o, _)| *o == org) {
+            Some((_, list)) => list.push((i, id)),
+            None => per_organization.push((org, vec![(i, id)])),
+        }
+    }
+    let mut numbered: Vec<(Uuid, String)> = Vec::with_capacity(drafts.len());
+    let mut numbers: HashMap<usize, String> = HashMap::with_capacity(drafts.len());
+    let mut events = Vec::with_capacity(drafts.len());
+    for (org, list) in &per_organization {
+        let count = i32::try_from(list.len())
+            .map_err(|_| AppError::Internal("too many invoices to number at once".into()))?;
+        let first = store::take_numbers(&mut *tx, *org, year, kind.as_str(), count).await?;
+        let prefix = store::prefix(&mut *tx, *org).await?;
+        for (&(i, id), seq) in list.iter().zip(first..) {
+            let n = number(&prefix, kind, year, seq);
+            if let Some(r) = &rated[i] {
+                events.push(audit::Event {
+                    actor: issuing.actor,
+                    action: "invoice.issue",
+                    object_kind: "invoice",
+                    object_id: n.clone(),
+                    organization_id: Some(*org),
+                    tenant_id: Some(tenants[i].tenant_id),
+                    detail: json!({
+                        "invoice": id, "month": month, "subtotal": r.totals.subtotal,
+                        "vat": r.totals.vat, "total": r.totals.total, "lines": r.lines.len(),
+                    }),
+                });
+            }
+            numbered.push((id, n.clone()));
+            numbers.insert(i, n);
+        }
+    }
+    store::issue_all(&mut *tx, &numbered, issuing.at, &issuing.actor.name).await?;
+    audit::record_all(&mut *tx, &events).await?;
+    Ok(numbers)
+}
+
+/// How many tenants one pass rates and writes at once (one read of the ledger, one
+/// transaction, a few statements for all of them).
+const CHUNK: usize = 500;
+
+/// How many chunks a pass works on at once, each on its own connection: PostgreSQL sums each
+/// chunk's ledger in one process, so this is the pass's parallelism (PostgreSQL's default for one
+/// query is three processes, a leader and two workers). Chunks lock disjoint invoices, and take
+/// numbers per organization in the same order, so they never deadlock.
+const CONCURRENT_CHUNKS: usize = 3;
 
 /// What a pass over a month did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -332,6 +519,61 @@ pub struct Pass {
     pub failed: usize,
 }
 
+/// Recomputes every draft of `month` up to `now`; with `issuing`, issues each as well (the
+/// month's close, once its grace period is over): rated to the month's end and numbered in the
+/// same transaction.
+pub async fn write_month_of_all(
+    state: &AppState,
+    book: &Pricebook,
+    month: &str,
+    now: DateTime<Utc>,
+    issuing: Option<Issuing<'_>>,
+) -> AppResult<Pass> {
+    let (start, end) = month_range(month).map_err(|m| AppError::invalid("month", m))?;
+    let tenants = store::billable_tenants(&state.db, month, start, end.min(now)).await?;
+    let work: Vec<_> = tenants
+        .chunks(CHUNK)
+        .map(|chunk| write_chunk(state, book, chunk, month, now, issuing))
+        .collect();
+    let mut chunks = futures::stream::iter(work).buffered(CONCURRENT_CHUNKS);
+    let mut pass = Pass::default();
+    while let Some(done) = chunks.next().await {
+        let (chunk, written) = done?;
+        for (t, w) in chunk.iter().zip(written) {
+            match w {
+                Written::Draft(_) => pass.drafts += 1,
+                Written::Issued(_, _) => {
+                    pass.drafts += 1;
+                    pass.issued += 1;
+                    state.metrics.invoices_issued.inc();
+                }
+                Written::Kept(_) => {}
+                Written::Failed(e) => {
+                    pass.failed += 1;
+                    state.metrics.billing_failures.inc();
+                    tracing::warn!(tenant = %t.name, month, error = %e, "a draft invoice could not be computed");
+                }
+            }
+        }
+    }
+    Ok(pass)
+}
+
+/// One chunk of a pass, in its own transaction.
+async fn write_chunk<'a>(
+    state: &AppState,
+    book: &Pricebook,
+    chunk: &'a [BillableTenant],
+    month: &str,
+    now: DateTime<Utc>,
+    issuing: Option<Issuing<'_>>,
+) -> AppResult<(&'a [BillableTenant], Vec<Written>)> {
+    let mut tx = state.db.begin().await?;
+    let written = write_months(&mut tx, book, chunk, month, now, issuing).await?;
+    tx.commit().await?;
+    Ok((chunk, written))
+}
+
 /// Recomputes every draft of `month` up to `now`.
 pub async fn refresh_month(
     state: &AppState,
@@ -339,31 +581,7 @@ pub async fn refresh_month(
     month: &str,
     now: DateTime<Utc>,
 ) -> AppResult<Pass> {
-    let (start, end) = month_range(month).map_err(|m| AppError::invalid("month", m))?;
-    let tenants = store::billable_tenants(&state.db, start, end.min(now)).await?;
-    let mut pass = Pass::default();
-    for chunk in tenants.chunks(CHUNK) {
-        let mut conn = state.db.acquire().await?;
-        let rated = rate_tenants(&mut conn, book, chunk, month, now).await?;
-        drop(conn);
-        let mut tx = state.db.begin().await?;
-        for (t, (_, r)) in chunk.iter().zip(rated) {
-            match r {
-                Ok(r) => {
-                    if write_month(&mut tx, t, month, now, &r).await?.1 {
-                        pass.drafts += 1;
-                    }
-                }
-                Err(e) => {
-                    pass.failed += 1;
-                    state.metrics.billing_failures.inc();
-                    tracing::warn!(tenant = %t.name, month, error = %e, "a draft invoice could not be computed");
-                }
-            }
-        }
-        tx.commit().await?;
-    }
-    Ok(pass)
+    write_month_of_all(state, book, month, now, None).await
 }
 
 /// Issues a draft (recomputed one last time, in the same transaction, to the month's end):
@@ -391,47 +609,29 @@ pub async fn issue_draft(
     let tenant = store::billable_tenant(&mut *tx, inv.tenant_id)
         .await?
         .ok_or_else(|| AppError::not_found("tenant", inv.tenant.clone()))?;
-    let rated = rate_tenants(
+    let issuing = Issuing { actor, at: now };
+    let written = write_months(
         &mut tx,
         book,
         std::slice::from_ref(&tenant),
         &inv.month,
         inv.period_end,
+        Some(issuing),
     )
     .await?
-    .pop()
-    .map(|(_, r)| r)
-    .ok_or_else(|| AppError::Internal("rating answered nothing".into()))??;
-    write_month(&mut tx, &tenant, &inv.month, inv.period_end, &rated).await?;
-    let year = numbering_year(now);
-    let seq = store::next_number(
-        &mut tx,
-        inv.organization_id,
-        year,
-        InvoiceKind::Invoice.as_str(),
-    )
-    .await?;
-    let prefix = store::prefix(&mut *tx, inv.organization_id).await?;
-    let n = number(&prefix, InvoiceKind::Invoice, year, seq);
-    store::issue(&mut tx, id, &n, now, &actor.name).await?;
-    audit::record(
-        &mut *tx,
-        audit::Event {
-            actor,
-            action: "invoice.issue",
-            object_kind: "invoice",
-            object_id: n.clone(),
-            organization_id: Some(inv.organization_id),
-            tenant_id: Some(inv.tenant_id),
-            detail: json!({
-                "invoice": id, "month": inv.month, "subtotal": rated.totals.subtotal,
-                "vat": rated.totals.vat, "total": rated.totals.total, "lines": rated.lines.len(),
-            }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(true)
+    .pop();
+    match written {
+        Some(Written::Issued(_, _)) => {
+            tx.commit().await?;
+            Ok(true)
+        }
+        Some(Written::Failed(e)) => Err(e),
+        Some(Written::Kept(_)) => Ok(false),
+        Some(Written::Draft(_)) | None => Err(AppError::Internal(format!(
+            "{}'s invoice for {} was not issued",
+            inv.tenant, inv.month
+        ))),
+    }
 }
 
 /// When billing is cut.
@@ -464,26 +664,17 @@ pub async fn close(state: &AppState, c: Close, now: DateTime<Utc>) -> AppResult<
     let system = Actor::system("billing");
     loop {
         let (_, end) = month_range(&month).map_err(|m| AppError::invalid("month", m))?;
-        let p = refresh_month(state, &book, &month, now).await?;
-        total.drafts += p.drafts;
-        total.failed += p.failed;
         let grace_over = now >= end + c.grace;
-        if grace_over && c.auto_issue {
-            for id in store::drafts_of_month(&state.db, &month).await? {
-                match issue_draft(state, &book, id, &system, now).await {
-                    Ok(true) => {
-                        total.issued += 1;
-                        state.metrics.invoices_issued.inc();
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        total.failed += 1;
-                        state.metrics.billing_failures.inc();
-                        tracing::warn!(invoice = %id, error = %e, "a draft invoice could not be issued");
-                    }
-                }
-            }
-        }
+        // Once the grace period is over, the month's drafts are rated a last time and issued
+        // in the same pass (when automatic).
+        let issuing = (grace_over && c.auto_issue).then_some(Issuing {
+            actor: &system,
+            at: now,
+        });
+        let p = write_month_of_all(state, &book, &month, now, issuing).await?;
+        total.drafts += p.drafts;
+        total.issued += p.issued;
+        total.failed += p.failed;
         let closed = grace_over && store::drafts_of_month(&state.db, &month).await?.is_empty();
         all_closed &= closed;
         if month == current {

@@ -57,17 +57,28 @@ pub struct Event<'a> {
 }
 
 pub async fn record(db: impl PgExecutor<'_>, e: Event<'_>) -> sqlx::Result<()> {
+    record_all(db, std::slice::from_ref(&e)).await
+}
+
+/// Records these events in one statement, in their order.
+pub async fn record_all(db: impl PgExecutor<'_>, events: &[Event<'_>]) -> sqlx::Result<()> {
+    let text =
+        |f: for<'e> fn(&'e Event<'e>) -> &'e str| events.iter().map(f).collect::<Vec<&str>>();
+    let ids = |f: fn(&Event<'_>) -> Option<Uuid>| events.iter().map(f).collect::<Vec<_>>();
+    let object_ids: Vec<&str> = events.iter().map(|e| e.object_id.as_str()).collect();
+    let details: Vec<Json<&serde_json::Value>> = events.iter().map(|e| Json(&e.detail)).collect();
     sqlx::query!(
         "insert into audit_event (actor, actor_role, action, object_kind, object_id, organization_id, tenant_id, detail)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
-        e.actor.name,
-        e.actor.role,
-        e.action,
-        e.object_kind,
-        e.object_id,
-        e.organization_id,
-        e.tenant_id,
-        Json(e.detail) as _,
+         select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::uuid[],
+             $7::uuid[], $8::jsonb[])",
+        &text(|e| e.actor.name.as_str()) as &[&str],
+        &text(|e| e.actor.role.as_str()) as &[&str],
+        &text(|e| e.action) as &[&str],
+        &text(|e| e.object_kind) as &[&str],
+        &object_ids as &[&str],
+        &ids(|e| e.organization_id) as &[Option<Uuid>],
+        &ids(|e| e.tenant_id) as &[Option<Uuid>],
+        &details as _,
     )
     .execute(db)
     .await?;

@@ -298,6 +298,97 @@ pub async fn lock_month(tx: &mut PgConnection, d: &NewDraft<'_>) -> sqlx::Result
     Ok((r.invoice_id, r.state))
 }
 
+/// A tenant's month to make a draft of.
+pub struct NewMonth<'a> {
+    pub organization_id: Uuid,
+    pub tenant_id: Uuid,
+    pub content: &'a Content<'a>,
+}
+
+/// Makes the drafts of these tenants' `month` where absent, in tenant order (as every replica
+/// locks them); a month that has its invoice keeps it.
+pub async fn insert_month_drafts(
+    tx: &mut PgConnection,
+    month: &str,
+    period: (DateTime<Utc>, DateTime<Utc>),
+    months: &[NewMonth<'_>],
+) -> sqlx::Result<()> {
+    let ids = |f: fn(&NewMonth<'_>) -> Uuid| months.iter().map(f).collect::<Vec<Uuid>>();
+    let text = |f: for<'c> fn(&'c Content<'c>) -> &'c str| {
+        months.iter().map(|m| f(m.content)).collect::<Vec<&str>>()
+    };
+    let dec = |f: fn(&Content<'_>) -> Decimal| {
+        months
+            .iter()
+            .map(|m| f(m.content))
+            .collect::<Vec<Decimal>>()
+    };
+    let rated_until: Vec<DateTime<Utc>> = months.iter().map(|m| m.content.rated_until).collect();
+    let unmetered: Vec<i64> = months.iter().map(|m| m.content.unmetered_seconds).collect();
+    sqlx::query!(
+        "insert into invoice (kind, organization_id, tenant_id, month, period_start, period_end,
+             rated_until, state, plan, cost_center, organization_display_name, tenant_display_name,
+             subtotal, vat_rate, vat, total, unmetered_seconds)
+         select 'invoice', o, t, $3, $4, $5, r, 'draft', p, cc, od, td, st, vr, v, tot, u
+         from unnest($1::uuid[], $2::uuid[], $6::timestamptz[], $7::text[], $8::text[], $9::text[],
+             $10::text[], $11::numeric[], $12::numeric[], $13::numeric[], $14::numeric[], $15::bigint[])
+             as m(o, t, r, p, cc, od, td, st, vr, v, tot, u)
+         order by t
+         on conflict (tenant_id, month) where kind = 'invoice' do nothing",
+        &ids(|m| m.organization_id),
+        &ids(|m| m.tenant_id),
+        month,
+        period.0,
+        period.1,
+        &rated_until,
+        &text(|c| c.plan) as &[&str],
+        &text(|c| c.cost_center) as &[&str],
+        &text(|c| c.organization_display_name) as &[&str],
+        &text(|c| c.tenant_display_name) as &[&str],
+        &dec(|c| c.subtotal),
+        &dec(|c| c.vat_rate),
+        &dec(|c| c.vat),
+        &dec(|c| c.total),
+        &unmetered,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// A tenant's invoice of a month, locked.
+#[derive(Debug, Clone)]
+pub struct MonthLock {
+    pub tenant_id: Uuid,
+    pub invoice_id: Uuid,
+    pub state: String,
+}
+
+/// Locks the invoices of these tenants' `month` (those that exist), in tenant order.
+pub async fn lock_months(
+    tx: &mut PgConnection,
+    tenant_ids: &[Uuid],
+    month: &str,
+) -> sqlx::Result<Vec<MonthLock>> {
+    sqlx::query_as!(
+        MonthLock,
+        "select tenant_id, invoice_id, state from invoice
+         where tenant_id = any($1) and month = $2 and kind = 'invoice'
+         order by tenant_id for update",
+        tenant_ids,
+        month,
+    )
+    .fetch_all(tx)
+    .await
+}
+
+/// A draft's new content and lines.
+pub struct DraftWrite<'a> {
+    pub invoice_id: Uuid,
+    pub content: &'a Content<'a>,
+    pub lines: &'a [NewLine],
+}
+
 /// Replaces a draft's content and lines.
 pub async fn write_draft(
     tx: &mut PgConnection,
@@ -305,55 +396,94 @@ pub async fn write_draft(
     c: &Content<'_>,
     lines: &[NewLine],
 ) -> sqlx::Result<()> {
+    write_drafts(
+        tx,
+        &[DraftWrite {
+            invoice_id: id,
+            content: c,
+            lines,
+        }],
+    )
+    .await
+}
+
+/// Replaces these drafts' content and lines, in three statements (the caller holds their
+/// locks).
+pub async fn write_drafts(tx: &mut PgConnection, drafts: &[DraftWrite<'_>]) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = drafts.iter().map(|d| d.invoice_id).collect();
+    let text = |f: for<'c> fn(&'c Content<'c>) -> &'c str| {
+        drafts.iter().map(|d| f(d.content)).collect::<Vec<&str>>()
+    };
+    let dec = |f: fn(&Content<'_>) -> Decimal| {
+        drafts
+            .iter()
+            .map(|d| f(d.content))
+            .collect::<Vec<Decimal>>()
+    };
+    let rated_until: Vec<DateTime<Utc>> = drafts.iter().map(|d| d.content.rated_until).collect();
+    let unmetered: Vec<i64> = drafts.iter().map(|d| d.content.unmetered_seconds).collect();
     sqlx::query!(
-        "update invoice set rated_until = $2, plan = $3, cost_center = $4,
-             organization_display_name = $5, tenant_display_name = $6, subtotal = $7,
-             vat_rate = $8, vat = $9, total = $10, unmetered_seconds = $11, computed_at = now(),
-             updated_at = now()
-         where invoice_id = $1 and state = 'draft'",
-        id,
-        c.rated_until,
-        c.plan,
-        c.cost_center,
-        c.organization_display_name,
-        c.tenant_display_name,
-        c.subtotal,
-        c.vat_rate,
-        c.vat,
-        c.total,
-        c.unmetered_seconds,
+        "update invoice i set rated_until = d.r, plan = d.p, cost_center = d.cc,
+             organization_display_name = d.od, tenant_display_name = d.td, subtotal = d.st,
+             vat_rate = d.vr, vat = d.v, total = d.tot, unmetered_seconds = d.u,
+             computed_at = now(), updated_at = now()
+         from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::bigint[])
+             as d(id, r, p, cc, od, td, st, vr, v, tot, u)
+         where i.invoice_id = d.id and i.state = 'draft'",
+        &ids,
+        &rated_until,
+        &text(|c| c.plan) as &[&str],
+        &text(|c| c.cost_center) as &[&str],
+        &text(|c| c.organization_display_name) as &[&str],
+        &text(|c| c.tenant_display_name) as &[&str],
+        &dec(|c| c.subtotal),
+        &dec(|c| c.vat_rate),
+        &dec(|c| c.vat),
+        &dec(|c| c.total),
+        &unmetered,
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query!("delete from invoice_line where invoice_id = $1", id)
+    sqlx::query!("delete from invoice_line where invoice_id = any($1)", &ids)
         .execute(&mut *tx)
         .await?;
-    let col = |f: fn(&NewLine) -> String| lines.iter().map(f).collect::<Vec<String>>();
-    let dec = |f: fn(&NewLine) -> Decimal| lines.iter().map(f).collect::<Vec<Decimal>>();
-    let times = |f: fn(&NewLine) -> DateTime<Utc>| lines.iter().map(f).collect::<Vec<_>>();
-    let numbers: Vec<i32> = (1..=i32::try_from(lines.len()).unwrap_or(i32::MAX)).collect();
-    let versions: Vec<Option<Uuid>> = lines.iter().map(|l| l.rate_card_version_id).collect();
-    let unmetered: Vec<i64> = lines.iter().map(|l| l.unmetered_seconds).collect();
-    let corrects: Vec<Option<i32>> = lines.iter().map(|l| l.corrects_line).collect();
+    let lines: Vec<(Uuid, i32, &NewLine)> = drafts
+        .iter()
+        .flat_map(|d| {
+            d.lines
+                .iter()
+                .zip(1..)
+                .map(move |(l, n)| (d.invoice_id, n, l))
+        })
+        .collect();
+    let col = |f: fn(&NewLine) -> &str| lines.iter().map(|l| f(l.2)).collect::<Vec<&str>>();
+    let dec = |f: fn(&NewLine) -> Decimal| lines.iter().map(|l| f(l.2)).collect::<Vec<Decimal>>();
+    let times = |f: fn(&NewLine) -> DateTime<Utc>| lines.iter().map(|l| f(l.2)).collect::<Vec<_>>();
+    let invoices: Vec<Uuid> = lines.iter().map(|l| l.0).collect();
+    let numbers: Vec<i32> = lines.iter().map(|l| l.1).collect();
+    let versions: Vec<Option<Uuid>> = lines.iter().map(|l| l.2.rate_card_version_id).collect();
+    let unmetered: Vec<i64> = lines.iter().map(|l| l.2.unmetered_seconds).collect();
+    let corrects: Vec<Option<i32>> = lines.iter().map(|l| l.2.corrects_line).collect();
     sqlx::query!(
         "insert into invoice_line (invoice_id, line, namespace, metric, class, basis, period_start,
              period_end, quantity, base_unit, priced_quantity, unit, unit_price, amount,
              rate_card_version_id, unmetered_seconds, corrects_line)
-         select $1, * from unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
+         select * from unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
              $7::timestamptz[], $8::timestamptz[], $9::numeric[], $10::text[], $11::numeric[],
              $12::text[], $13::numeric[], $14::numeric[], $15::uuid[], $16::bigint[], $17::int[])",
-        id,
+        &invoices,
         &numbers,
-        &col(|l| l.namespace.clone()),
-        &col(|l| l.metric.clone()),
-        &col(|l| l.class.clone()),
-        &col(|l| l.basis.clone()),
+        &col(|l| l.namespace.as_str()) as &[&str],
+        &col(|l| l.metric.as_str()) as &[&str],
+        &col(|l| l.class.as_str()) as &[&str],
+        &col(|l| l.basis.as_str()) as &[&str],
         &times(|l| l.period_start),
         &times(|l| l.period_end),
         &dec(|l| l.quantity),
-        &col(|l| l.base_unit.clone()),
+        &col(|l| l.base_unit.as_str()) as &[&str],
         &dec(|l| l.priced_quantity),
-        &col(|l| l.unit.clone()),
+        &col(|l| l.unit.as_str()) as &[&str],
         &dec(|l| l.unit_price),
         &dec(|l| l.amount),
         &versions as &[Option<Uuid>],
@@ -373,16 +503,30 @@ pub async fn next_number(
     year: i32,
     kind: &str,
 ) -> sqlx::Result<i32> {
-    sqlx::query_scalar!(
-        "insert into invoice_number (organization_id, year, kind, last) values ($1, $2, $3, 1)
-         on conflict (organization_id, year, kind) do update set last = invoice_number.last + 1
+    take_numbers(tx, organization_id, year, kind, 1).await
+}
+
+/// Takes the next `count` numbers of an organization's year for `kind` at once, gap-free as
+/// [`next_number`]; answers the first of them.
+pub async fn take_numbers(
+    tx: &mut PgConnection,
+    organization_id: Uuid,
+    year: i32,
+    kind: &str,
+    count: i32,
+) -> sqlx::Result<i32> {
+    let last = sqlx::query_scalar!(
+        "insert into invoice_number (organization_id, year, kind, last) values ($1, $2, $3, $4)
+         on conflict (organization_id, year, kind) do update set last = invoice_number.last + $4
          returning last",
         organization_id,
         year,
         kind,
+        count,
     )
     .fetch_one(tx)
-    .await
+    .await?;
+    Ok(last - count + 1)
 }
 
 pub async fn prefix(db: impl PgExecutor<'_>, organization_id: Uuid) -> sqlx::Result<String> {
@@ -401,11 +545,25 @@ pub async fn issue(
     at: DateTime<Utc>,
     by: &str,
 ) -> sqlx::Result<()> {
+    issue_all(tx, &[(id, number.to_string())], at, by).await
+}
+
+/// Issues these invoices, each under its number, in one statement.
+pub async fn issue_all(
+    tx: &mut PgConnection,
+    numbered: &[(Uuid, String)],
+    at: DateTime<Utc>,
+    by: &str,
+) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = numbered.iter().map(|(id, _)| *id).collect();
+    let numbers: Vec<&str> = numbered.iter().map(|(_, n)| n.as_str()).collect();
     sqlx::query!(
-        "update invoice set state = 'issued', number = $2, issued_at = $3, issued_by = $4, updated_at = now()
-         where invoice_id = $1",
-        id,
-        number,
+        "update invoice i set state = 'issued', number = n.number, issued_at = $3, issued_by = $4,
+             updated_at = now()
+         from unnest($1::uuid[], $2::text[]) as n(id, number)
+         where i.invoice_id = n.id",
+        &ids,
+        &numbers as &[&str],
         at,
         by,
     )
@@ -464,9 +622,11 @@ pub struct BillableTenant {
     pub billing: Json<Billing>,
 }
 
-/// The tenants that held a namespace at some point of `[from, to)`.
+/// The tenants billed for `month`: those that held a namespace at some point of `[from, to)`,
+/// and those whose draft of it is still open.
 pub async fn billable_tenants(
     db: impl PgExecutor<'_>,
+    month: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> sqlx::Result<Vec<BillableTenant>> {
@@ -475,9 +635,12 @@ pub async fn billable_tenants(
         r#"select t.tenant_id, t.name, t.organization_id, o.display_name as organization_display_name,
                t.display_name, t.billing as "billing: Json<Billing>"
            from tenant t join organization o using (organization_id)
-           where (t.gone_at is null or t.gone_at > $1)
-             and exists (select 1 from quota_change q where q.tenant_id = t.tenant_id and q.effective_at < $2)
+           where ((t.gone_at is null or t.gone_at > $2)
+                  and exists (select 1 from quota_change q where q.tenant_id = t.tenant_id and q.effective_at < $3))
+              or exists (select 1 from invoice i where i.tenant_id = t.tenant_id and i.month = $1
+                         and i.kind = 'invoice' and i.state = 'draft')
            order by t.organization_id, t.name"#,
+        month,
         from,
         to,
     )

@@ -287,18 +287,39 @@ impl QuotaPoint {
     }
 }
 
-/// One hour of a namespace's ledger, as a bill reads it.
+/// Consecutive hours of a namespace's ledger, summed, as a bill reads them: the hours from
+/// `from_hour` on, never across an hour where [`piece_starts`] starts a new piece (so one rate
+/// card version prices all of them). One hour on its own is the finest piece.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UsageHour {
-    pub hour: i64,
+pub struct UsageSum {
+    pub from_hour: i64,
     /// Σ over windows of max(requested, used).
-    pub cpu_allocated: i64,
-    pub memory_allocated: i64,
-    pub storage_bound: i64,
-    pub requested_seconds: i64,
-    pub bound_seconds: i64,
+    pub cpu_allocated: i128,
+    pub memory_allocated: i128,
+    pub storage_bound: i128,
+    pub requested_seconds: i128,
+    pub bound_seconds: i128,
     /// GPU requests by model, in count-seconds.
-    pub gpu: Vec<(String, i64)>,
+    pub gpu: Vec<(String, i128)>,
+}
+
+/// The hours in `[first, last)` at which the ledger's sums must start a new piece for the month
+/// to be rated exactly as hour by hour: `first`, and the first hour starting at or after each
+/// of `instants` (every rate card version's start, and how far the month is rated), in order,
+/// once each. An hour belongs to the version in force at its start, as [`rate`] reads it.
+pub fn piece_starts(
+    instants: impl Iterator<Item = DateTime<Utc>>,
+    first: i64,
+    last: i64,
+) -> Vec<i64> {
+    let mut out: Vec<i64> = instants
+        .map(|t| t.timestamp().div_euclid(3600) + i64::from(t.timestamp().rem_euclid(3600) != 0))
+        .filter(|h| *h > first && *h < last)
+        .collect();
+    out.push(first);
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// One namespace's month.
@@ -311,8 +332,8 @@ pub struct NamespaceMonth {
     pub until: Option<DateTime<Utc>>,
     /// Its quota timeline in time order (points before the period included).
     pub quota: Vec<QuotaPoint>,
-    /// Its ledger hours in the period.
-    pub hours: Vec<UsageHour>,
+    /// Its ledger in the period, summed into pieces (see [`UsageSum`]).
+    pub hours: Vec<UsageSum>,
 }
 
 /// What to rate.
@@ -504,16 +525,15 @@ pub fn rate(m: &Month<'_>) -> Result<Vec<Line>, RatingError> {
             if b <= a {
                 continue;
             }
-            let hours: Vec<&UsageHour> = n
+            let hours: Vec<&UsageSum> = n
                 .hours
                 .iter()
                 .filter(|h| {
-                    let at = hour_start(h.hour);
+                    let at = hour_start(h.from_hour);
                     at >= a && at < b
                 })
                 .collect();
-            let sum =
-                |f: fn(&UsageHour) -> i64| hours.iter().map(|h| i128::from(f(h))).sum::<i128>();
+            let sum = |f: fn(&UsageSum) -> i128| hours.iter().map(|h| f(h)).sum::<i128>();
             let requested_seconds = sum(|h| h.requested_seconds);
             let bound_seconds = sum(|h| h.bound_seconds);
             let life = i128::from(lived((a, b)));
@@ -546,7 +566,7 @@ pub fn rate(m: &Month<'_>) -> Result<Vec<Line>, RatingError> {
             let mut gpus: BTreeMap<&str, i128> = BTreeMap::new();
             for h in &hours {
                 for (model, q) in &h.gpu {
-                    *gpus.entry(model.as_str()).or_default() += i128::from(*q);
+                    *gpus.entry(model.as_str()).or_default() += *q;
                 }
             }
             for (model, q) in gpus {
@@ -747,11 +767,11 @@ mod tests {
         let platform = [version(1, "2026-01-01T00:00:00Z", p)];
         let versions = versions_in(&platform, &[], start, end).unwrap_or_default();
         let first = crate::domain::period::hour_of(start);
-        let hours: Vec<UsageHour> = (0..10)
-            .map(|i| UsageHour {
-                hour: first + i,
+        let hours: Vec<UsageSum> = (0..10)
+            .map(|i| UsageSum {
+                from_hour: first + i,
                 cpu_allocated: 500 * 3600,
-                memory_allocated: GIB * 3600,
+                memory_allocated: i128::from(GIB) * 3600,
                 storage_bound: 0,
                 requested_seconds: 3600,
                 bound_seconds: 3600,
@@ -852,7 +872,114 @@ mod tests {
         assert_eq!(vat_rate_at(&rates[1..], end), None);
     }
 
+    /// Hours summed the way the database sums them: per piece of `starts`, like
+    /// `width_bucket(hour, starts)`.
+    fn summed(hours: &[UsageSum], starts: &[i64]) -> Vec<UsageSum> {
+        let mut out: Vec<(usize, UsageSum)> = Vec::new();
+        for h in hours {
+            let piece = starts.partition_point(|s| *s <= h.from_hour);
+            let i = match out.iter().position(|(p, _)| *p == piece) {
+                Some(i) => i,
+                None => {
+                    out.push((
+                        piece,
+                        UsageSum {
+                            from_hour: h.from_hour,
+                            ..UsageSum::default()
+                        },
+                    ));
+                    out.len() - 1
+                }
+            };
+            let s = &mut out[i].1;
+            s.from_hour = s.from_hour.min(h.from_hour);
+            s.cpu_allocated += h.cpu_allocated;
+            s.memory_allocated += h.memory_allocated;
+            s.storage_bound += h.storage_bound;
+            s.requested_seconds += h.requested_seconds;
+            s.bound_seconds += h.bound_seconds;
+            for (model, q) in &h.gpu {
+                match s.gpu.iter_mut().find(|(m, _)| m == model) {
+                    Some((_, total)) => *total += q,
+                    None => s.gpu.push((model.clone(), *q)),
+                }
+            }
+        }
+        out.into_iter().map(|(_, s)| s).collect()
+    }
+
+    #[test]
+    fn pieces_start_at_the_first_hour_beginning_at_or_after_each_instant() {
+        let h = |n: i64| hour_start(n);
+        let starts = piece_starts(
+            [h(12), h(15) + Duration::seconds(1), h(3), h(40), h(12)].into_iter(),
+            10,
+            20,
+        );
+        // 3 and 40 lie outside the month's hours; 15:00:01 starts a piece at 16; once each
+        assert_eq!(starts, [10, 12, 16]);
+    }
+
     proptest! {
+        /// Rating the ledger summed in pieces (as the database sums it) gives exactly the lines
+        /// of rating it hour by hour, wherever versions start and however far the month is rated.
+        #[test]
+        fn summed_pieces_rate_exactly_as_hour_by_hour(
+            ledger in prop::collection::vec((0i64..720, 0i64..4_000_000, 0i64..3_600, any::<bool>()), 0..60),
+            version_seconds in prop::collection::vec(1i64..(30 * 24 * 3600), 0..3),
+            until_seconds in 1i64..(30 * 24 * 3600 + 1),
+        ) {
+            let (start, end) = month_range("2026-11").unwrap_or_default();
+            let mut p = prices("250", "30", "2000", "150000");
+            p[0].usage_price = Some(d("400"));
+            p.push(Price { resource: Resource::Gpu, class: "nvidia.com/gpu".into(), price: d("50000"), usage_price: None });
+            let mut platform = vec![version(1, "2026-01-01T00:00:00Z", p.clone())];
+            let mut seconds = version_seconds.clone();
+            seconds.sort_unstable();
+            seconds.dedup();
+            for (i, s) in seconds.iter().enumerate() {
+                let mut v = version(i as i32 + 2, "2026-01-01T00:00:00Z", p.clone());
+                v.effective_from = start + Duration::seconds(*s);
+                platform.push(v);
+            }
+            let until = start + Duration::seconds(until_seconds);
+            let first = crate::domain::period::hour_of(start);
+            let mut hours: Vec<UsageSum> = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
+            for (h, cpu, secs, gpu) in &ledger {
+                if !seen.insert(*h) {
+                    continue;
+                }
+                hours.push(UsageSum {
+                    from_hour: first + h,
+                    cpu_allocated: i128::from(*cpu) * 3600,
+                    memory_allocated: i128::from(*cpu) * 1_000_000,
+                    storage_bound: i128::from(*secs) * 1_000,
+                    requested_seconds: i128::from(*secs),
+                    bound_seconds: i128::from(3_600 - secs),
+                    gpu: if *gpu { vec![("nvidia.com/gpu".into(), i128::from(*secs))] } else { vec![] },
+                });
+            }
+            hours.sort_by_key(|h| h.from_hour);
+            let versions = versions_in(&platform, &[], start, until.min(end));
+            prop_assert!(versions.is_ok());
+            let versions = versions.unwrap_or_default();
+            let starts = piece_starts(
+                platform.iter().map(|v| v.effective_from).chain([until]),
+                first,
+                crate::domain::period::hour_of(end),
+            );
+            let quota = vec![point("2026-10-01T00:00:00Z", 1000, 1, false)];
+            let month = |hours: Vec<UsageSum>| {
+                let ns = [NamespaceMonth { namespace: "n".into(), since: start, until: None, quota: quota.clone(), hours }];
+                rate(&Month { plan: Plan::Usage, period: (start, end), until, namespaces: &ns, versions: &versions })
+            };
+            let by_hour = month(hours.clone());
+            let by_piece = month(summed(&hours, &starts));
+            prop_assert!(by_hour.is_ok());
+            prop_assert_eq!(by_hour, by_piece);
+        }
+
         /// However a month is cut by quota changes and new versions, its lines add up to the
         /// whole within a đồng per line, are never negative, and the total is the lines' sum
         /// plus VAT.

@@ -135,40 +135,44 @@ fn rating_error(tenant: &str, month: &str, e: impl std::fmt::Display) -> AppErro
     AppError::Conflict(format!("tenant {tenant}'s {month} cannot be rated: {e}"))
 }
 
-/// Rates the months of `tenants` up to `until` (at most the month's end), in one read of the
-/// ledger for all of them.
-pub async fn rate_tenants(
+/// A month's ledger as rating reads it: each metered namespace's hours summed per piece (see
+/// [`rating::UsageSum`]), in time order.
+pub type LedgerSums = HashMap<i32, Vec<UsageSum>>;
+
+/// Sums the ledger of `month` up to `until` (at most the month's end) in the database, for
+/// these metered namespaces (`None`: all of them, in one scan of the month), cut wherever any
+/// card's version starts and at `until`: each piece is priced by one version, so the month
+/// rates exactly as hour by hour (`rating::piece_starts`).
+pub async fn sum_ledger(
     conn: &mut PgConnection,
     book: &Pricebook,
-    tenants: &[BillableTenant],
     month: &str,
     until: DateTime<Utc>,
-) -> AppResult<Vec<(Uuid, AppResult<Rated>)>> {
+    namespaces: Option<&[i32]>,
+) -> AppResult<LedgerSums> {
     let (start, end) = month_range(month).map_err(|m| AppError::invalid("month", m))?;
-    let until = until.min(end);
-    let ids: Vec<Uuid> = tenants.iter().map(|t| t.tenant_id).collect();
-    let namespaces = ledger::ledger_namespaces(&mut *conn, &ids).await?;
-    let metered: Vec<i32> = namespaces
-        .iter()
-        .filter_map(|n| n.metered_namespace_id)
-        .collect();
     let (first, last) = hour_span(start, end);
-    // The ledger summed in the database, cut wherever any card's version starts and at `until`:
-    // each piece is priced by one version, as hour by hour (`rating::piece_starts`).
-    let starts = rating::piece_starts(book.version_starts().chain([until]), first, last);
+    let starts = rating::piece_starts(book.version_starts().chain([until.min(end)]), first, last);
     let h32 = |h: i64| i32::try_from(h).unwrap_or(i32::MAX);
     let starts: Vec<i32> = starts.into_iter().map(h32).collect();
-    let sums = ledger::usage_sums(&mut *conn, &metered, h32(first), h32(last), &starts).await?;
-    let gpus = ledger::gpu_sums(&mut *conn, &metered, h32(first), h32(last), &starts).await?;
-    let timeline = ledger::quota_timeline(&mut *conn, &ids, end).await?;
+    let (from, to) = (h32(first), h32(last));
+    let sums = ledger::usage_sums(&mut *conn, namespaces, from, to, &starts).await?;
+    let gpus = ledger::gpu_sums(&mut *conn, namespaces, from, to, &starts).await?;
 
     let whole = |d: Decimal| d.to_i128().unwrap_or(i128::MAX);
+    // A piece's place in `starts` (from 1, as `width_bucket` counts) gives its first hour.
+    let piece_start = |piece: i32| {
+        usize::try_from(piece - 1)
+            .ok()
+            .and_then(|i| starts.get(i))
+            .map_or(first, |h| i64::from(*h))
+    };
     let mut pieces: HashMap<(i32, i32), UsageSum> = HashMap::new();
     for s in sums {
         pieces.insert(
             (s.metered_namespace_id, s.piece),
             UsageSum {
-                from_hour: i64::from(s.from_hour),
+                from_hour: piece_start(s.piece),
                 cpu_allocated: whole(s.cpu_allocated),
                 memory_allocated: whole(s.memory_allocated),
                 storage_bound: whole(s.storage_bound),
@@ -179,25 +183,55 @@ pub async fn rate_tenants(
         );
     }
     for g in gpus {
-        let piece = pieces
+        pieces
             .entry((g.metered_namespace_id, g.piece))
             .or_insert_with(|| UsageSum {
-                from_hour: i64::from(g.from_hour),
+                from_hour: piece_start(g.piece),
                 ..UsageSum::default()
-            });
-        piece.from_hour = piece.from_hour.min(i64::from(g.from_hour));
-        piece.gpu.push((g.resource, whole(g.quantity)));
+            })
+            .gpu
+            .push((g.resource, whole(g.quantity)));
     }
-    let mut hours_of: HashMap<i32, Vec<UsageSum>> = HashMap::new();
+    let mut out: LedgerSums = HashMap::new();
     for ((id, _), piece) in pieces {
-        hours_of.entry(id).or_default().push(piece);
+        out.entry(id).or_default().push(piece);
     }
-    for list in hours_of.values_mut() {
+    for list in out.values_mut() {
         list.sort_by_key(|p| p.from_hour);
         for p in list.iter_mut() {
             p.gpu.sort();
         }
     }
+    Ok(out)
+}
+
+/// Rates the months of `tenants` up to `until` (at most the month's end) from `ledger` (the
+/// month summed for every namespace), or from their own namespaces' sums read now.
+pub async fn rate_tenants(
+    conn: &mut PgConnection,
+    book: &Pricebook,
+    tenants: &[BillableTenant],
+    month: &str,
+    until: DateTime<Utc>,
+    ledger: Option<&LedgerSums>,
+) -> AppResult<Vec<(Uuid, AppResult<Rated>)>> {
+    let (start, end) = month_range(month).map_err(|m| AppError::invalid("month", m))?;
+    let until = until.min(end);
+    let ids: Vec<Uuid> = tenants.iter().map(|t| t.tenant_id).collect();
+    let namespaces = ledger::ledger_namespaces(&mut *conn, &ids).await?;
+    let read;
+    let hours_of = match ledger {
+        Some(sums) => sums,
+        None => {
+            let metered: Vec<i32> = namespaces
+                .iter()
+                .filter_map(|n| n.metered_namespace_id)
+                .collect();
+            read = sum_ledger(&mut *conn, book, month, until, Some(&metered)).await?;
+            &read
+        }
+    };
+    let timeline = ledger::quota_timeline(&mut *conn, &ids, end).await?;
     let mut points_of: HashMap<(Uuid, &str), Vec<QuotaPoint>> = HashMap::new();
     for p in &timeline {
         points_of
@@ -226,7 +260,7 @@ pub async fn rate_tenants(
                     quota,
                     hours: n
                         .metered_namespace_id
-                        .and_then(|id| hours_of.remove(&id))
+                        .and_then(|id| hours_of.get(&id).cloned())
                         .unwrap_or_default(),
                 })
             })
@@ -342,8 +376,9 @@ pub enum Written {
     Failed(AppError),
 }
 
-/// Rates `tenants`' month up to `until` (at most the month's end) and writes each into its
-/// draft (made if absent), in `tx`, in a few statements for all of them; with `issuing`, also
+/// Rates `tenants`' month up to `until` (at most the month's end; from `ledger` when the month
+/// is summed already, see [`rate_tenants`]) and writes each into its draft (made if absent), in
+/// `tx`, in a few statements for all of them; with `issuing`, also
 /// issues every draft written, numbered gap-free per organization in the order of `tenants`. An
 /// invoice already issued is left alone. Answers what became of each tenant's month, in order.
 pub async fn write_months(
@@ -352,12 +387,13 @@ pub async fn write_months(
     tenants: &[BillableTenant],
     month: &str,
     until: DateTime<Utc>,
+    ledger: Option<&LedgerSums>,
     issuing: Option<Issuing<'_>>,
 ) -> AppResult<Vec<Written>> {
     let period = month_range(month).map_err(|m| AppError::invalid("month", m))?;
     let rated_until = until.min(period.1);
     let mut failures: HashMap<usize, AppError> = HashMap::new();
-    let rated: Vec<Option<Rated>> = rate_tenants(&mut *tx, book, tenants, month, until)
+    let rated: Vec<Option<Rated>> = rate_tenants(&mut *tx, book, tenants, month, until, ledger)
         .await?
         .into_iter()
         .enumerate()
@@ -501,14 +537,15 @@ async fn issue_written(
     Ok(numbers)
 }
 
-/// How many tenants one pass rates and writes at once (one read of the ledger, one
-/// transaction, a few statements for all of them).
+/// At most how many tenants one pass rates and writes at once (one read of the ledger, one
+/// transaction, a few statements for all of them), and at least (unless the month has fewer).
 const CHUNK: usize = 500;
+const SMALLEST_CHUNK: usize = 50;
 
-/// How many chunks a pass works on at once, each on its own connection: PostgreSQL sums each
-/// chunk's ledger in one process, so this is the pass's parallelism (PostgreSQL's default for one
-/// query is three processes, a leader and two workers). Chunks lock disjoint invoices, and take
-/// numbers per organization in the same order, so they never deadlock.
+/// How many chunks a pass writes at once, each on its own connection (PostgreSQL runs each
+/// chunk's statements in one process; its default for one query is three, a leader and two
+/// workers). Chunks lock disjoint invoices, and take numbers per organization in the same
+/// order, so they never deadlock.
 const CONCURRENT_CHUNKS: usize = 3;
 
 /// What a pass over a month did.
@@ -521,7 +558,8 @@ pub struct Pass {
 
 /// Recomputes every draft of `month` up to `now`; with `issuing`, issues each as well (the
 /// month's close, once its grace period is over): rated to the month's end and numbered in the
-/// same transaction.
+/// same transaction. The month's ledger is summed once, in one scan, for every tenant; the
+/// drafts are then written in chunks, each in its own transaction.
 pub async fn write_month_of_all(
     state: &AppState,
     book: &Pricebook,
@@ -531,9 +569,20 @@ pub async fn write_month_of_all(
 ) -> AppResult<Pass> {
     let (start, end) = month_range(month).map_err(|m| AppError::invalid("month", m))?;
     let tenants = store::billable_tenants(&state.db, month, start, end.min(now)).await?;
+    if tenants.is_empty() {
+        return Ok(Pass::default());
+    }
+    let mut conn = state.db.acquire().await?;
+    let ledger = sum_ledger(&mut conn, book, month, now, None).await?;
+    drop(conn);
+    // Smaller months are cut in as many chunks as run at once, to work on all of them.
+    let size = tenants
+        .len()
+        .div_ceil(CONCURRENT_CHUNKS)
+        .clamp(SMALLEST_CHUNK, CHUNK);
     let work: Vec<_> = tenants
-        .chunks(CHUNK)
-        .map(|chunk| write_chunk(state, book, chunk, month, now, issuing))
+        .chunks(size)
+        .map(|chunk| write_chunk(state, book, chunk, month, now, &ledger, issuing))
         .collect();
     let mut chunks = futures::stream::iter(work).buffered(CONCURRENT_CHUNKS);
     let mut pass = Pass::default();
@@ -566,10 +615,11 @@ async fn write_chunk<'a>(
     chunk: &'a [BillableTenant],
     month: &str,
     now: DateTime<Utc>,
+    ledger: &LedgerSums,
     issuing: Option<Issuing<'_>>,
 ) -> AppResult<(&'a [BillableTenant], Vec<Written>)> {
     let mut tx = state.db.begin().await?;
-    let written = write_months(&mut tx, book, chunk, month, now, issuing).await?;
+    let written = write_months(&mut tx, book, chunk, month, now, Some(ledger), issuing).await?;
     tx.commit().await?;
     Ok((chunk, written))
 }
@@ -616,6 +666,7 @@ pub async fn issue_draft(
         std::slice::from_ref(&tenant),
         &inv.month,
         inv.period_end,
+        None,
         Some(issuing),
     )
     .await?

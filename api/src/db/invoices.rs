@@ -445,9 +445,6 @@ pub async fn write_drafts(tx: &mut PgConnection, drafts: &[DraftWrite<'_>]) -> s
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query!("delete from invoice_line where invoice_id = any($1)", &ids)
-        .execute(&mut *tx)
-        .await?;
     let lines: Vec<(Uuid, i32, &NewLine)> = drafts
         .iter()
         .flat_map(|d| {
@@ -465,13 +462,32 @@ pub async fn write_drafts(tx: &mut PgConnection, drafts: &[DraftWrite<'_>]) -> s
     let versions: Vec<Option<Uuid>> = lines.iter().map(|l| l.2.rate_card_version_id).collect();
     let unmetered: Vec<i64> = lines.iter().map(|l| l.2.unmetered_seconds).collect();
     let corrects: Vec<Option<i32>> = lines.iter().map(|l| l.2.corrects_line).collect();
+    // Lines are written in place: a line that reads as it did is not written again (a month
+    // rated to its end again, say), a changed one is updated, a new one inserted, and those
+    // past a draft's new last line deleted.
     sqlx::query!(
-        "insert into invoice_line (invoice_id, line, namespace, metric, class, basis, period_start,
-             period_end, quantity, base_unit, priced_quantity, unit, unit_price, amount,
-             rate_card_version_id, unmetered_seconds, corrects_line)
+        "insert into invoice_line as l (invoice_id, line, namespace, metric, class, basis,
+             period_start, period_end, quantity, base_unit, priced_quantity, unit, unit_price,
+             amount, rate_card_version_id, unmetered_seconds, corrects_line)
          select * from unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
              $7::timestamptz[], $8::timestamptz[], $9::numeric[], $10::text[], $11::numeric[],
-             $12::text[], $13::numeric[], $14::numeric[], $15::uuid[], $16::bigint[], $17::int[])",
+             $12::text[], $13::numeric[], $14::numeric[], $15::uuid[], $16::bigint[], $17::int[])
+         on conflict (invoice_id, line) do update set namespace = excluded.namespace,
+             metric = excluded.metric, class = excluded.class, basis = excluded.basis,
+             period_start = excluded.period_start, period_end = excluded.period_end,
+             quantity = excluded.quantity, base_unit = excluded.base_unit,
+             priced_quantity = excluded.priced_quantity, unit = excluded.unit,
+             unit_price = excluded.unit_price, amount = excluded.amount,
+             rate_card_version_id = excluded.rate_card_version_id,
+             unmetered_seconds = excluded.unmetered_seconds, corrects_line = excluded.corrects_line
+         where (l.namespace, l.metric, l.class, l.basis, l.period_start, l.period_end, l.quantity,
+                l.base_unit, l.priced_quantity, l.unit, l.unit_price, l.amount,
+                l.rate_card_version_id, l.unmetered_seconds, l.corrects_line)
+             is distinct from
+               (excluded.namespace, excluded.metric, excluded.class, excluded.basis,
+                excluded.period_start, excluded.period_end, excluded.quantity, excluded.base_unit,
+                excluded.priced_quantity, excluded.unit, excluded.unit_price, excluded.amount,
+                excluded.rate_card_version_id, excluded.unmetered_seconds, excluded.corrects_line)",
         &invoices,
         &numbers,
         &col(|l| l.namespace.as_str()) as &[&str],
@@ -489,6 +505,18 @@ pub async fn write_drafts(tx: &mut PgConnection, drafts: &[DraftWrite<'_>]) -> s
         &versions as &[Option<Uuid>],
         &unmetered,
         &corrects as &[Option<i32>],
+    )
+    .execute(&mut *tx)
+    .await?;
+    let counts: Vec<i32> = drafts
+        .iter()
+        .map(|d| i32::try_from(d.lines.len()).unwrap_or(i32::MAX))
+        .collect();
+    sqlx::query!(
+        "delete from invoice_line l using unnest($1::uuid[], $2::int[]) as d(id, lines)
+         where l.invoice_id = d.id and l.line > d.lines",
+        &ids,
+        &counts,
     )
     .execute(&mut *tx)
     .await?;

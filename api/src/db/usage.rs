@@ -373,13 +373,12 @@ pub async fn gpu_hours(
     .await
 }
 
-/// A piece of a namespace's ledger summed: its hours `[from, to)` from the `piece`th of the
-/// piece starts on (`width_bucket`), rolled up or not; `from_hour` is its first hour.
+/// A piece of a namespace's ledger summed: its hours from the `piece`th of the piece starts
+/// (counted from 1, as `width_bucket` does) to the next, rolled up or not.
 #[derive(Debug, Clone)]
 pub struct UsageSumRow {
     pub metered_namespace_id: i32,
     pub piece: i32,
-    pub from_hour: i32,
     pub cpu_allocated: Decimal,
     pub memory_allocated: Decimal,
     pub storage_bound: Decimal,
@@ -387,57 +386,71 @@ pub struct UsageSumRow {
     pub bound_seconds: i64,
 }
 
-/// The hours `[from, to)` of these namespaces, summed in the database per piece: a piece starts
-/// at each of `starts` (in order, the first of them `from`), as the rating cuts its month.
+/// The hours `[from, to)` of these namespaces (`None`: of every namespace), summed in the
+/// database per piece: a piece starts at each of `starts` (in order, the first of them `from`),
+/// as the rating cuts its month. Every namespace is one scan of the month, as a report's
+/// aggregation is; a few are read by their index.
 pub async fn usage_sums(
     db: impl PgExecutor<'_>,
-    ids: &[i32],
+    ids: Option<&[i32]>,
     from: i32,
     to: i32,
     starts: &[i32],
 ) -> sqlx::Result<Vec<UsageSumRow>> {
-    sqlx::query_as!(
-        UsageSumRow,
-        r#"select metered_namespace_id as "metered_namespace_id!",
-               width_bucket(hour, $4::int[]) as "piece!", min(hour) as "from_hour!",
-               sum(cpu_allocated) as "cpu_allocated!", sum(memory_allocated) as "memory_allocated!",
-               sum(storage_bound) as "storage_bound!", sum(requested_seconds) as "requested_seconds!",
-               sum(bound_seconds) as "bound_seconds!"
-           from (
-               select metered_namespace_id, hour, cpu_allocated, memory_allocated, storage_bound,
-                   requested_seconds, bound_seconds
-               from usage_hour
-               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
-               union all
-               select metered_namespace_id, hour, cpu_allocated, memory_allocated, storage_bound,
-                   requested_seconds, bound_seconds
-               from usage_window_hour
-               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
-           ) h
-           group by 1, 2"#,
-        ids,
-        from,
-        to,
-        starts,
-    )
-    .fetch_all(db)
-    .await
+    match ids {
+        Some(ids) => {
+            sqlx::query_as!(
+                UsageSumRow,
+                r#"select metered_namespace_id as "metered_namespace_id!",
+                       width_bucket(hour, $4::int[]) as "piece!",
+                       sum(cpu_allocated) as "cpu_allocated!", sum(memory_allocated) as "memory_allocated!",
+                       sum(storage_bound) as "storage_bound!", sum(requested_seconds) as "requested_seconds!",
+                       sum(bound_seconds) as "bound_seconds!"
+                   from usage_ledger_hour
+                   where metered_namespace_id = any($1) and hour >= $2 and hour < $3
+                   group by 1, 2"#,
+                ids,
+                from,
+                to,
+                starts,
+            )
+            .fetch_all(db)
+            .await
+        }
+        None => {
+            sqlx::query_as!(
+                UsageSumRow,
+                r#"select metered_namespace_id as "metered_namespace_id!",
+                       width_bucket(hour, $3::int[]) as "piece!",
+                       sum(cpu_allocated) as "cpu_allocated!", sum(memory_allocated) as "memory_allocated!",
+                       sum(storage_bound) as "storage_bound!", sum(requested_seconds) as "requested_seconds!",
+                       sum(bound_seconds) as "bound_seconds!"
+                   from usage_ledger_hour
+                   where hour >= $1 and hour < $2
+                   group by 1, 2"#,
+                from,
+                to,
+                starts,
+            )
+            .fetch_all(db)
+            .await
+        }
+    }
 }
 
-/// GPU requests of these namespaces' hours `[from, to)`, summed per piece (as [`usage_sums`])
-/// and model.
+/// GPU requests of these namespaces' hours `[from, to)` (`None`: of every namespace), summed
+/// per piece (as [`usage_sums`]) and model.
 #[derive(Debug, Clone)]
 pub struct GpuSumRow {
     pub metered_namespace_id: i32,
     pub piece: i32,
-    pub from_hour: i32,
     pub resource: String,
     pub quantity: Decimal,
 }
 
 pub async fn gpu_sums(
     db: impl PgExecutor<'_>,
-    ids: &[i32],
+    ids: Option<&[i32]>,
     from: i32,
     to: i32,
     starts: &[i32],
@@ -445,16 +458,10 @@ pub async fn gpu_sums(
     sqlx::query_as!(
         GpuSumRow,
         r#"select metered_namespace_id as "metered_namespace_id!",
-               width_bucket(hour, $4::int[]) as "piece!", min(hour) as "from_hour!",
-               resource as "resource!", sum(quantity) as "quantity!"
-           from (
-               select * from usage_hour_gpu
-               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
-               union all
-               select * from usage_window_hour_gpu
-               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
-           ) h
-           group by 1, 2, 4"#,
+               width_bucket(hour, $4::int[]) as "piece!", resource as "resource!", sum(quantity) as "quantity!"
+           from usage_ledger_hour_gpu
+           where ($1::int[] is null or metered_namespace_id = any($1)) and hour >= $2 and hour < $3
+           group by 1, 2, 3"#,
         ids,
         from,
         to,

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod grants;
+pub mod lean;
 pub mod owned;
 pub mod status;
 
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, ServiceAccount};
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{Api, Patch, PatchParams};
@@ -714,14 +715,14 @@ pub async fn run(
         )
     });
     // Owned objects: metadata only (all a reconcile needs of them), but quotas whole (their
-    // status is the tenant's). Each watch keeps `owned` current and triggers on what others
-    // changed.
+    // status is the tenant's), both without managedFields' field sets (`lean`). Each watch
+    // keeps `owned` current and triggers on what others changed.
     fn meta_of<K>(
         client: &Client,
         owned: &Arc<Owned>,
         kind: Kind,
         config: &watcher::Config,
-    ) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+    ) -> impl futures::Stream<Item = Result<lean::Meta<K>, watcher::Error>> + Send + 'static
     where
         K: Resource<DynamicType = ()>
             + Clone
@@ -732,10 +733,7 @@ pub async fn run(
     {
         owned.clone().follow(
             kind,
-            watcher(
-                Api::<PartialObjectMeta<K>>::all(client.clone()),
-                config.clone(),
-            ),
+            watcher(Api::<lean::Meta<K>>::all(client.clone()), config.clone()),
             |_| None,
         )
     }
@@ -747,11 +745,8 @@ pub async fn run(
         .watches_stream(
             owned.clone().follow(
                 Kind::ResourceQuota,
-                watcher(
-                    Api::<ResourceQuota>::all(client.clone()),
-                    owned_config.clone(),
-                ),
-                QuotaStatus::of,
+                watcher(Api::<lean::Quota>::all(client.clone()), owned_config.clone()),
+                |q| QuotaStatus::of(&q.0),
             ),
             owner_tenant,
         )

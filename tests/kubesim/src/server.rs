@@ -915,10 +915,23 @@ fn visible(e: &Event, labels: &LabelSelector, fields: &FieldSelector) -> Option<
     }
 }
 
+/// One watch event's line, `type` first and then `object`, in the order the API server writes
+/// them (its `WatchEvent` struct's): a client decoding the event as a tagged union reads the
+/// tag before the object instead of buffering the object to find it.
 fn frame(kind: &str, object: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-    line.push(b'\n');
-    Bytes::from(line)
+    let mut line = b"{\"type\":".to_vec();
+    let written = serde_json::to_writer(&mut line, kind).and_then(|()| {
+        line.extend_from_slice(b",\"object\":");
+        serde_json::to_writer(&mut line, object)
+    });
+    match written {
+        Ok(()) => {
+            line.extend_from_slice(b"}\n");
+            Bytes::from(line)
+        }
+        // (a JSON value always serializes; nothing is sent rather than half a line)
+        Err(_) => Bytes::new(),
+    }
 }
 
 async fn watch(

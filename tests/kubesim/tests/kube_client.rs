@@ -1222,3 +1222,24 @@ async fn a_snapshot_restores_objects_owners_and_tokens() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_watch_event_names_its_type_before_its_object() -> TestResult {
+    // As the API server writes them: a client that decodes the event as a tagged union reads the
+    // tag first and never holds the whole object to look for it.
+    let (_sim, client) = sim().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &cm("watched", json!({"a": "1"}))?)
+        .await?;
+    let request = http::Request::get("/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1")
+        .body(Vec::new())?;
+    let body = client.request_text(request).await?;
+    let first = body.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(r#"{"type":"ADDED","object":{"#),
+        "{first}"
+    );
+    let event: serde_json::Value = serde_json::from_str(first)?;
+    assert_eq!(event["object"]["metadata"]["name"], "watched");
+    Ok(())
+}

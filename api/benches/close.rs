@@ -17,7 +17,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use govcloud_api::app::billing::{Issuing, Pricebook, refresh_month, write_month_of_all};
+use govcloud_api::app::billing::{
+    Issuing, Pricebook, refresh_month, sum_ledger, write_month_of_all,
+};
 use govcloud_api::db::audit::Actor;
 use sqlx::PgPool;
 
@@ -120,6 +122,14 @@ async fn run(tenants: usize) {
     let book = Pricebook::load(&db).await.unwrap_or_else(|e| panic!("{e}"));
     // After the month and its grace period: rated to the month's end.
     let now = at(MONTH_END) + chrono::Duration::days(3);
+    // The ledger summed as rating reads it (one scan, per namespace and piece), on its own.
+    let mut conn = db.acquire().await.unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let summed = sum_ledger(&mut conn, &book, MONTH, now, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let summing = started.elapsed();
+    drop(conn);
     let started = Instant::now();
     let pass = refresh_month(&bench.state, &book, MONTH, now)
         .await
@@ -152,6 +162,11 @@ async fn run(tenants: usize) {
     .unwrap_or_default();
     println!(
         "{tenants} tenants: plain aggregation of the month {plain:.2?} ({namespaces} namespaces summed)"
+    );
+    println!(
+        "{tenants} tenants: the ledger summed for rating {summing:.2?} ({} namespaces) = {:.2} of the plain aggregation",
+        summed.len(),
+        summing.as_secs_f64() / plain.as_secs_f64()
     );
     println!(
         "{tenants} tenants: rating and drafts written {drafts:.2?} ({} drafts); the close (rated again, written and issued) {issuing:.2?} ({issued} invoices, {lines} lines in all)",

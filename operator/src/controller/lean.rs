@@ -216,9 +216,9 @@ mod tests {
     use k8s_openapi::api::core::v1::Namespace;
     use serde_json::json;
 
-    fn object() -> serde_json::Value {
+    fn object(api_version: &str, kind: &str) -> serde_json::Value {
         json!({
-            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "apiVersion": api_version, "kind": kind,
             "metadata": {
                 "name": "a-prod", "namespace": "a-prod", "uid": "u", "resourceVersion": "7",
                 "generation": 2, "creationTimestamp": "2026-12-01T00:00:00Z",
@@ -244,8 +244,9 @@ mod tests {
     #[test]
     fn metadata_reads_as_the_full_decoder_reads_it_but_for_field_sets() -> Result<(), serde_json::Error>
     {
-        let full: ObjectMeta = serde_json::from_value(object()["metadata"].clone())?;
-        let lean: Meta<Namespace> = serde_json::from_value(object())?;
+        let partial = object("meta.k8s.io/v1", "PartialObjectMetadata");
+        let full: ObjectMeta = serde_json::from_value(partial["metadata"].clone())?;
+        let lean: Meta<Namespace> = serde_json::from_value(partial)?;
         let mut expected = full.clone();
         for e in expected.managed_fields.iter_mut().flatten() {
             e.fields_v1 = None;
@@ -259,8 +260,9 @@ mod tests {
 
     #[test]
     fn a_quota_keeps_its_spec_and_status() -> Result<(), serde_json::Error> {
-        let full: ResourceQuota = serde_json::from_value(object())?;
-        let Quota(lean) = serde_json::from_value(object())?;
+        let quota = object("v1", "ResourceQuota");
+        let full: ResourceQuota = serde_json::from_value(quota.clone())?;
+        let Quota(lean) = serde_json::from_value(quota)?;
         assert_eq!(lean.spec, full.spec);
         assert_eq!(lean.status, full.status);
         assert_eq!(lean.metadata.annotations, full.metadata.annotations);

@@ -1126,7 +1126,9 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
     // as few lines as before and none is left over (the lines add up to the subtotal).
     let lines_of = |inv: &Value| inv["lines"].as_array().map_or(0, Vec::len);
     let stttt = invoice_of(&api, "demo-stttt", &month, "platform-admin").await;
-    let (_, before) = api.get(&format!("/v1/invoices/{stttt}"), "platform-admin").await;
+    let (_, before) = api
+        .get(&format!("/v1/invoices/{stttt}"), "platform-admin")
+        .await;
     let change: i64 = sqlx::query_scalar(
         "insert into quota_change (tenant_id, namespace, effective_at, changed_by, to_cpu_milli,
              to_memory_bytes, to_storage_bytes, to_pods, to_load_balancers)
@@ -1140,7 +1142,9 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
     billing::refresh_month(&api.state, &book, &month, now)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let (_, split) = api.get(&format!("/v1/invoices/{stttt}"), "platform-admin").await;
+    let (_, split) = api
+        .get(&format!("/v1/invoices/{stttt}"), "platform-admin")
+        .await;
     assert_eq!(lines_of(&split), lines_of(&before) + 1, "{split}");
     assert_adds_up(&split);
     sqlx::query("delete from quota_change where quota_change_id = $1")
@@ -1151,7 +1155,9 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
     billing::refresh_month(&api.state, &book, &month, now)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let (_, after) = api.get(&format!("/v1/invoices/{stttt}"), "platform-admin").await;
+    let (_, after) = api
+        .get(&format!("/v1/invoices/{stttt}"), "platform-admin")
+        .await;
     assert_eq!(after["lines"], before["lines"]);
     assert_adds_up(&after);
 

@@ -242,8 +242,8 @@ mod tests {
     }
 
     #[test]
-    fn metadata_reads_as_the_full_decoder_reads_it_but_for_field_sets() -> Result<(), serde_json::Error>
-    {
+    fn metadata_reads_as_the_full_decoder_reads_it_but_for_field_sets()
+    -> Result<(), serde_json::Error> {
         let partial = object("meta.k8s.io/v1", "PartialObjectMetadata");
         let full: ObjectMeta = serde_json::from_value(partial["metadata"].clone())?;
         let lean: Meta<Namespace> = serde_json::from_value(partial)?;
@@ -254,7 +254,12 @@ mod tests {
         // selfLink is deprecated and unused: the only other field left behind
         expected.self_link = None;
         assert_eq!(lean.metadata, expected);
-        assert!(full.managed_fields.iter().flatten().all(|e| e.fields_v1.is_some()));
+        assert!(
+            full.managed_fields
+                .iter()
+                .flatten()
+                .all(|e| e.fields_v1.is_some())
+        );
         Ok(())
     }
 

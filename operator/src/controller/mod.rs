@@ -745,7 +745,10 @@ pub async fn run(
         .watches_stream(
             owned.clone().follow(
                 Kind::ResourceQuota,
-                watcher(Api::<lean::Quota>::all(client.clone()), owned_config.clone()),
+                watcher(
+                    Api::<lean::Quota>::all(client.clone()),
+                    owned_config.clone(),
+                ),
                 |q| QuotaStatus::of(&q.0),
             ),
             owner_tenant,

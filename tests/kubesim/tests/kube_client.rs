@@ -1231,8 +1231,9 @@ async fn a_watch_event_names_its_type_before_its_object() -> TestResult {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     cms.create(&PostParams::default(), &cm("watched", json!({"a": "1"}))?)
         .await?;
-    let request = http::Request::get("/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1")
-        .body(Vec::new())?;
+    let request =
+        http::Request::get("/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1")
+            .body(Vec::new())?;
     let body = client.request_text(request).await?;
     let first = body.lines().next().unwrap_or_default();
     assert!(

@@ -1231,3 +1231,56 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
             .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(count, 2);
 }
+
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn a_month_in_one_price_is_summed_whole_and_only_up_to_where_it_is_rated(db: PgPool) {
+    use govcloud_api::domain::period::{hour_of, hour_start, month_range};
+    let api = TestApi::new(db.clone()).await;
+    let month = format!("{}-05", Utc::now().year() + 2);
+    let (start, end) = month_range(&month).unwrap_or_else(|e| panic!("{e}"));
+    let (first, last) = (hour_of(start), hour_of(end));
+    let mut tx = db.begin().await.unwrap_or_else(|e| panic!("{e}"));
+    govcloud_api::db::usage::ensure_hour_partition(&mut tx, &month, first, last)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    // the whole month is in the ledger (written ahead, as a late batch or a clock would)
+    let hours: Vec<(i64, i64)> = (first..last)
+        .step_by(5)
+        .map(|h| (h, (h - first + 1) * 1_800_000))
+        .collect();
+    write_hours(&db, "demo-sotc", "prod", &hours).await;
+    let book = billing::Pricebook::load(&db)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    for now in [
+        start + chrono::Duration::days(20) + chrono::Duration::minutes(10),
+        start + chrono::Duration::days(3),
+        end + chrono::Duration::days(1),
+    ] {
+        billing::refresh_month(&api.state, &book, &month, now)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let draft = invoice_of(&api, "demo-sotc", &month, "platform-admin").await;
+        let (_, inv) = api
+            .get(&format!("/v1/invoices/{draft}"), "platform-admin")
+            .await;
+        let cpu: Vec<&Value> = inv["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["metric"] == "cpu.allocated")
+            .collect();
+        assert_eq!(cpu.len(), 1, "{inv}");
+        // every hour that began before `now`, none after
+        let expected: i64 = hours
+            .iter()
+            .filter(|(h, _)| hour_start(*h) < now)
+            .map(|(_, q)| q)
+            .sum();
+        assert_eq!(dec(&cpu[0]["quantity"]), Decimal::from(expected), "{now}");
+        assert_eq!(dec(&cpu[0]["unitPrice"]), Decimal::from(260));
+        assert_adds_up(&inv);
+    }
+}

@@ -141,8 +141,9 @@ pub type LedgerSums = HashMap<i32, Vec<UsageSum>>;
 
 /// Sums the ledger of `month` up to `until` (at most the month's end) in the database, for
 /// these metered namespaces (`None`: all of them, in one scan of the month), cut wherever any
-/// card's version starts and at `until`: each piece is priced by one version, so the month
-/// rates exactly as hour by hour (`rating::piece_starts`).
+/// card's version starts: each piece is priced by one version, so the month rates exactly as
+/// hour by hour (`rating::piece_starts`); hours from `until` on are not read
+/// (`rating::rated_hours_end`).
 pub async fn sum_ledger(
     conn: &mut PgConnection,
     book: &Pricebook,
@@ -152,7 +153,8 @@ pub async fn sum_ledger(
 ) -> AppResult<LedgerSums> {
     let (start, end) = month_range(month).map_err(|m| AppError::invalid("month", m))?;
     let (first, last) = hour_span(start, end);
-    let starts = rating::piece_starts(book.version_starts().chain([until.min(end)]), first, last);
+    let last = rating::rated_hours_end(until, first, last);
+    let starts = rating::piece_starts(book.version_starts(), first, last);
     let h32 = |h: i64| i32::try_from(h).unwrap_or(i32::MAX);
     let starts: Vec<i32> = starts.into_iter().map(h32).collect();
     let (from, to) = (h32(first), h32(last));

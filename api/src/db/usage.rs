@@ -389,7 +389,8 @@ pub struct UsageSumRow {
 /// The hours `[from, to)` of these namespaces (`None`: of every namespace), summed in the
 /// database per piece: a piece starts at each of `starts` (in order, the first of them `from`),
 /// as the rating cuts its month. Every namespace is one scan of the month, as a report's
-/// aggregation is; a few are read by their index.
+/// aggregation is; a few are read by their index. A month in one piece (no price changed in
+/// it: the usual month) is grouped by namespace alone.
 pub async fn usage_sums(
     db: impl PgExecutor<'_>,
     ids: Option<&[i32]>,
@@ -398,6 +399,22 @@ pub async fn usage_sums(
     starts: &[i32],
 ) -> sqlx::Result<Vec<UsageSumRow>> {
     match ids {
+        None if starts.len() <= 1 => {
+            sqlx::query_as!(
+                UsageSumRow,
+                r#"select metered_namespace_id as "metered_namespace_id!", 1 as "piece!",
+                       sum(cpu_allocated) as "cpu_allocated!", sum(memory_allocated) as "memory_allocated!",
+                       sum(storage_bound) as "storage_bound!", sum(requested_seconds) as "requested_seconds!",
+                       sum(bound_seconds) as "bound_seconds!"
+                   from usage_ledger_hour
+                   where hour >= $1 and hour < $2
+                   group by 1"#,
+                from,
+                to,
+            )
+            .fetch_all(db)
+            .await
+        }
         Some(ids) => {
             sqlx::query_as!(
                 UsageSumRow,

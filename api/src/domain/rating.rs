@@ -305,8 +305,8 @@ pub struct UsageSum {
 
 /// The hours in `[first, last)` at which the ledger's sums must start a new piece for the month
 /// to be rated exactly as hour by hour: `first`, and the first hour starting at or after each
-/// of `instants` (every rate card version's start, and how far the month is rated), in order,
-/// once each. An hour belongs to the version in force at its start, as [`rate`] reads it.
+/// of `instants` (every rate card version's start), in order, once each. An hour belongs to
+/// the version in force at its start, as [`rate`] reads it.
 pub fn piece_starts(
     instants: impl Iterator<Item = DateTime<Utc>>,
     first: i64,
@@ -320,6 +320,14 @@ pub fn piece_starts(
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// The end (exclusive) of the ledger's hours in `[first, last)` that rating a month up to
+/// `until` reads: the hours starting before `until` ([`rate`] leaves out the others), so the
+/// database need not sum the rest, nor cut a piece there.
+pub fn rated_hours_end(until: DateTime<Utc>, first: i64, last: i64) -> i64 {
+    let t = until.timestamp();
+    (t.div_euclid(3600) + i64::from(t.rem_euclid(3600) != 0)).clamp(first, last)
 }
 
 /// One namespace's month.
@@ -921,8 +929,9 @@ mod tests {
     }
 
     proptest! {
-        /// Rating the ledger summed in pieces (as the database sums it) gives exactly the lines
-        /// of rating it hour by hour, wherever versions start and however far the month is rated.
+        /// Rating the ledger summed in pieces (as the database sums it: the hours before
+        /// `rated_hours_end`, cut where versions start) gives exactly the lines of rating every
+        /// hour one by one, wherever versions start and however far the month is rated.
         #[test]
         fn summed_pieces_rate_exactly_as_hour_by_hour(
             ledger in prop::collection::vec((0i64..720, 0i64..4_000_000, 0i64..3_600, any::<bool>()), 0..60),
@@ -964,18 +973,16 @@ mod tests {
             let versions = versions_in(&platform, &[], start, until.min(end));
             prop_assert!(versions.is_ok());
             let versions = versions.unwrap_or_default();
-            let starts = piece_starts(
-                platform.iter().map(|v| v.effective_from).chain([until]),
-                first,
-                crate::domain::period::hour_of(end),
-            );
+            let to = rated_hours_end(until, first, crate::domain::period::hour_of(end));
+            let starts = piece_starts(platform.iter().map(|v| v.effective_from), first, to);
+            let read: Vec<UsageSum> = hours.iter().filter(|h| h.from_hour < to).cloned().collect();
             let quota = vec![point("2026-10-01T00:00:00Z", 1000, 1, false)];
             let month = |hours: Vec<UsageSum>| {
                 let ns = [NamespaceMonth { namespace: "n".into(), since: start, until: None, quota: quota.clone(), hours }];
                 rate(&Month { plan: Plan::Usage, period: (start, end), until, namespaces: &ns, versions: &versions })
             };
             let by_hour = month(hours.clone());
-            let by_piece = month(summed(&hours, &starts));
+            let by_piece = month(summed(&read, &starts));
             prop_assert!(by_hour.is_ok());
             prop_assert_eq!(by_hour, by_piece);
         }

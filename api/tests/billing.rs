@@ -1233,7 +1233,9 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
 }
 
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
-async fn a_month_in_one_price_is_summed_whole_and_only_up_to_where_it_is_rated(db: PgPool) {
+async fn a_month_in_one_price_is_summed_whole_up_to_where_it_is_rated_and_written_only_when_it_changes(
+    db: PgPool,
+) {
     use govcloud_api::domain::period::{hour_of, hour_start, month_range};
     let api = TestApi::new(db.clone()).await;
     let month = format!("{}-05", Utc::now().year() + 2);
@@ -1283,4 +1285,68 @@ async fn a_month_in_one_price_is_summed_whole_and_only_up_to_where_it_is_rated(d
         assert_eq!(dec(&cpu[0]["unitPrice"]), Decimal::from(260));
         assert_adds_up(&inv);
     }
+
+    // Rated to its end again (its grace period's passes), the draft is left as it is: not a
+    // row of it written again. A late hour changes it, and it is written.
+    let draft = invoice_of(&api, "demo-sotc", &month, "platform-admin").await;
+    let versions = || async {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "select xmin::text from invoice where invoice_id = $1::text::uuid
+             union all (select xmin::text from invoice_line where invoice_id = $1::text::uuid order by line)",
+        )
+        .bind(&draft)
+        .fetch_all(&db)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        rows
+    };
+    let later = end + chrono::Duration::days(1);
+    let (_, before) = api
+        .get(&format!("/v1/invoices/{draft}"), "platform-admin")
+        .await;
+    let written = versions().await;
+    billing::refresh_month(&api.state, &book, &month, later)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(versions().await, written);
+    let (_, again) = api
+        .get(&format!("/v1/invoices/{draft}"), "platform-admin")
+        .await;
+    assert_eq!(again, before);
+    write_hours(&db, "demo-sotc", "prod", &[(first + 1, 7_000)]).await;
+    billing::refresh_month(&api.state, &book, &month, later)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(versions().await, written);
+    let (_, late) = api
+        .get(&format!("/v1/invoices/{draft}"), "platform-admin")
+        .await;
+    let quantity = |inv: &Value| {
+        inv["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["metric"] == "cpu.allocated")
+            .map(|l| dec(&l["quantity"]))
+            .unwrap_or_default()
+    };
+    assert_eq!(quantity(&late), quantity(&before) + Decimal::from(7_000));
+    assert!(late["computedAt"] != before["computedAt"], "{late}");
+
+    // Issued from a draft left as it was, the invoice is that draft.
+    let actor = govcloud_api::db::audit::Actor::system("billing");
+    let issuing = billing::Issuing {
+        actor: &actor,
+        at: later,
+    };
+    let pass = billing::write_month_of_all(&api.state, &book, &month, later, Some(issuing))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(pass.issued >= 1, "{pass:?}");
+    let (_, issued) = api
+        .get(&format!("/v1/invoices/{draft}"), "platform-admin")
+        .await;
+    assert_eq!(issued["state"], "issued");
+    assert_eq!(issued["lines"], late["lines"]);
+    assert_eq!(issued["total"], late["total"]);
 }

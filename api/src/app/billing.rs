@@ -446,14 +446,14 @@ pub async fn write_months(
             (contents[i].is_some() && lock.state == "draft").then_some((i, lock.invoice_id))
         })
         .collect();
+    // A draft computed again as it was last written (a month rated to its end once more, in
+    // its grace period) is left as it is.
     let writes: Vec<store::DraftWrite<'_>> = drafts
         .iter()
         .filter_map(|&(i, invoice_id)| {
-            contents[i].as_ref().map(|content| store::DraftWrite {
-                invoice_id,
-                content,
-                lines: &lines[i],
-            })
+            let write = store::DraftWrite::new(invoice_id, contents[i].as_ref()?, &lines[i]);
+            let stored = locks.get(&tenants[i].tenant_id)?.content_digest.as_deref();
+            (stored != Some(write.digest.as_slice())).then_some(write)
         })
         .collect();
     store::write_drafts(&mut *tx, &writes).await?;

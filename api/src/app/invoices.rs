@@ -132,6 +132,8 @@ pub struct InvoiceView {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub credit_notes: Vec<CreditNoteRef>,
+    /// When its content was last computed to what it holds (a pass that computes a draft the
+    /// same again leaves it as it is).
     pub computed_at: DateTime<Utc>,
     pub issued_at: Option<DateTime<Utc>>,
     pub issued_by: Option<String>,

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -206,6 +207,7 @@ pub async fn credited(
 }
 
 /// What an invoice says besides its lines.
+#[derive(Debug, Clone)]
 pub struct Content<'a> {
     pub rated_until: DateTime<Utc>,
     pub plan: &'a str,
@@ -362,6 +364,8 @@ pub struct MonthLock {
     pub tenant_id: Uuid,
     pub invoice_id: Uuid,
     pub state: String,
+    /// The digest of its content and lines as last written ([`DraftWrite::digest`]).
+    pub content_digest: Option<Vec<u8>>,
 }
 
 /// Locks the invoices of these tenants' `month` (those that exist), in tenant order.
@@ -372,7 +376,7 @@ pub async fn lock_months(
 ) -> sqlx::Result<Vec<MonthLock>> {
     sqlx::query_as!(
         MonthLock,
-        "select tenant_id, invoice_id, state from invoice
+        "select tenant_id, invoice_id, state, content_digest from invoice
          where tenant_id = any($1) and month = $2 and kind = 'invoice'
          order by tenant_id for update",
         tenant_ids,
@@ -387,6 +391,70 @@ pub struct DraftWrite<'a> {
     pub invoice_id: Uuid,
     pub content: &'a Content<'a>,
     pub lines: &'a [NewLine],
+    /// The digest of `content` and `lines`, stored with them.
+    pub digest: Vec<u8>,
+}
+
+impl<'a> DraftWrite<'a> {
+    pub fn new(invoice_id: Uuid, content: &'a Content<'a>, lines: &'a [NewLine]) -> Self {
+        Self {
+            invoice_id,
+            content,
+            lines,
+            digest: Self::digest(content, lines),
+        }
+    }
+
+    /// SHA-256 of everything a draft's write stores (each field tagged by its length or its
+    /// presence, so no two drafts read alike): equal digests, equal drafts.
+    pub fn digest(c: &Content<'_>, lines: &[NewLine]) -> Vec<u8> {
+        let mut h = Sha256::new();
+        let mut text = |s: &str| {
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        };
+        text("govcloud.invoice.v1");
+        text(&c.rated_until.timestamp_micros().to_string());
+        for s in [
+            c.plan,
+            c.cost_center,
+            c.organization_display_name,
+            c.tenant_display_name,
+        ] {
+            text(s);
+        }
+        for d in [c.subtotal, c.vat_rate, c.vat, c.total] {
+            text(&d.to_string());
+        }
+        text(&c.unmetered_seconds.to_string());
+        text(&lines.len().to_string());
+        for l in lines {
+            for s in [
+                &l.namespace,
+                &l.metric,
+                &l.class,
+                &l.basis,
+                &l.base_unit,
+                &l.unit,
+            ] {
+                text(s);
+            }
+            for t in [l.period_start, l.period_end] {
+                text(&t.timestamp_micros().to_string());
+            }
+            for d in [l.quantity, l.priced_quantity, l.unit_price, l.amount] {
+                text(&d.to_string());
+            }
+            text(
+                &l.rate_card_version_id
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+            );
+            text(&l.unmetered_seconds.to_string());
+            text(&l.corrects_line.map(|n| n.to_string()).unwrap_or_default());
+        }
+        h.finalize().to_vec()
+    }
 }
 
 /// Replaces a draft's content and lines.
@@ -396,15 +464,7 @@ pub async fn write_draft(
     c: &Content<'_>,
     lines: &[NewLine],
 ) -> sqlx::Result<()> {
-    write_drafts(
-        tx,
-        &[DraftWrite {
-            invoice_id: id,
-            content: c,
-            lines,
-        }],
-    )
-    .await
+    write_drafts(tx, &[DraftWrite::new(id, c, lines)]).await
 }
 
 /// Replaces these drafts' content and lines, in three statements (the caller holds their
@@ -422,14 +482,15 @@ pub async fn write_drafts(tx: &mut PgConnection, drafts: &[DraftWrite<'_>]) -> s
     };
     let rated_until: Vec<DateTime<Utc>> = drafts.iter().map(|d| d.content.rated_until).collect();
     let unmetered: Vec<i64> = drafts.iter().map(|d| d.content.unmetered_seconds).collect();
+    let digests: Vec<&[u8]> = drafts.iter().map(|d| d.digest.as_slice()).collect();
     sqlx::query!(
         "update invoice i set rated_until = d.r, plan = d.p, cost_center = d.cc,
              organization_display_name = d.od, tenant_display_name = d.td, subtotal = d.st,
              vat_rate = d.vr, vat = d.v, total = d.tot, unmetered_seconds = d.u,
-             computed_at = now(), updated_at = now()
+             content_digest = d.dg, computed_at = now(), updated_at = now()
          from unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
-             $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::bigint[])
-             as d(id, r, p, cc, od, td, st, vr, v, tot, u)
+             $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::bigint[], $12::bytea[])
+             as d(id, r, p, cc, od, td, st, vr, v, tot, u, dg)
          where i.invoice_id = d.id and i.state = 'draft'",
         &ids,
         &rated_until,
@@ -442,6 +503,7 @@ pub async fn write_drafts(tx: &mut PgConnection, drafts: &[DraftWrite<'_>]) -> s
         &dec(|c| c.vat),
         &dec(|c| c.total),
         &unmetered,
+        &digests as &[&[u8]],
     )
     .execute(&mut *tx)
     .await?;
@@ -715,4 +777,81 @@ pub async fn first_quota_at(db: impl PgExecutor<'_>) -> sqlx::Result<Option<Date
     sqlx::query_scalar!("select min(effective_at) from quota_change")
         .fetch_one(db)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line() -> NewLine {
+        NewLine {
+            namespace: "so-tc-prod".into(),
+            metric: "cpu.allocated".into(),
+            class: String::new(),
+            basis: "usage".into(),
+            period_start: DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
+            period_end: DateTime::from_timestamp(1_790_360_000, 0).unwrap_or_default(),
+            quantity: Decimal::new(36_000_000, 0),
+            base_unit: "millicore-seconds".into(),
+            priced_quantity: Decimal::new(10, 0),
+            unit: "core-hours".into(),
+            unit_price: Decimal::new(260, 0),
+            amount: Decimal::new(2600, 0),
+            rate_card_version_id: None,
+            unmetered_seconds: 0,
+            corrects_line: None,
+        }
+    }
+
+    #[test]
+    fn a_draft_digest_changes_with_anything_a_draft_stores() {
+        let content = Content {
+            rated_until: DateTime::from_timestamp(1_790_360_000, 0).unwrap_or_default(),
+            plan: "Usage",
+            cost_center: "B",
+            organization_display_name: "Sở",
+            tenant_display_name: "Sở TC",
+            subtotal: Decimal::new(2600, 0),
+            vat_rate: Decimal::new(10, 2),
+            vat: Decimal::new(260, 0),
+            total: Decimal::new(2860, 0),
+            unmetered_seconds: 0,
+        };
+        let base = DraftWrite::digest(&content, &[line()]);
+        assert_eq!(base, DraftWrite::digest(&content, &[line()]));
+        let changed: Vec<fn(&mut NewLine)> = vec![
+            |l| l.namespace.push('x'),
+            |l| l.metric = "memory.allocated".into(),
+            |l| l.class = "a".into(),
+            |l| l.basis = "reserved".into(),
+            |l| l.period_start += chrono::Duration::microseconds(1),
+            |l| l.period_end += chrono::Duration::seconds(1),
+            |l| l.quantity += Decimal::ONE,
+            |l| l.base_unit.push('s'),
+            |l| l.priced_quantity = Decimal::new(100, 1),
+            |l| l.unit.push('s'),
+            |l| l.unit_price += Decimal::ONE,
+            |l| l.amount += Decimal::ONE,
+            |l| l.rate_card_version_id = Some(Uuid::nil()),
+            |l| l.unmetered_seconds = 1,
+            |l| l.corrects_line = Some(1),
+        ];
+        for (i, change) in changed.into_iter().enumerate() {
+            let mut l = line();
+            change(&mut l);
+            assert_ne!(base, DraftWrite::digest(&content, &[l]), "line change {i}");
+        }
+        let mut c = content.clone();
+        c.total += Decimal::ONE;
+        assert_ne!(base, DraftWrite::digest(&c, &[line()]));
+        let mut c = content.clone();
+        c.rated_until += chrono::Duration::seconds(1);
+        assert_ne!(base, DraftWrite::digest(&c, &[line()]));
+        // fields do not run into each other, nor lines
+        let mut c = content.clone();
+        (c.plan, c.cost_center) = ("Usag", "eB");
+        assert_ne!(base, DraftWrite::digest(&c, &[line()]));
+        assert_ne!(base, DraftWrite::digest(&content, &[line(), line()]));
+        assert_ne!(base, DraftWrite::digest(&content, &[]));
+    }
 }

@@ -506,6 +506,9 @@ async fn issue_written(
             None => per_organization.push((org, vec![(i, id)])),
         }
     }
+    // Organizations' number rows are taken in one order by every chunk of every pass, so that
+    // two chunks issuing at once wait for each other instead of deadlocking.
+    per_organization.sort_by_key(|(org, _)| *org);
     let mut numbered: Vec<(Uuid, String)> = Vec::with_capacity(drafts.len());
     let mut numbers: HashMap<usize, String> = HashMap::with_capacity(drafts.len());
     let mut events = Vec::with_capacity(drafts.len());

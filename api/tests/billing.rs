@@ -5,7 +5,7 @@
 mod support;
 
 use axum::http::StatusCode;
-use chrono::{Datelike, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use govcloud_api::app::billing::{self, Close};
 use govcloud_api::domain::money::format_vi;
 use rust_decimal::Decimal;
@@ -1027,14 +1027,81 @@ async fn write_hours(db: &PgPool, tenant: &str, namespace: &str, hours: &[(i64, 
     id
 }
 
+/// A month's hour partition made and demo-sotc's prod namespace given a use of cpu every
+/// `step`th hour of it, `per_hour` more each time: the month's bounds, its first hour and the
+/// hours written.
+async fn sotc_month(
+    db: &PgPool,
+    month: &str,
+    step: usize,
+    per_hour: i64,
+) -> (DateTime<Utc>, DateTime<Utc>, i64, Vec<(i64, i64)>) {
+    use govcloud_api::domain::period::{hour_of, month_range};
+    let (start, end) = month_range(month).unwrap_or_else(|e| panic!("{e}"));
+    let (first, last) = (hour_of(start), hour_of(end));
+    let mut tx = db.begin().await.unwrap_or_else(|e| panic!("{e}"));
+    govcloud_api::db::usage::ensure_hour_partition(&mut tx, month, first, last)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+    let hours: Vec<(i64, i64)> = (first..last)
+        .step_by(step)
+        .map(|h| (h, (h - first + 1) * per_hour))
+        .collect();
+    write_hours(db, "demo-sotc", "prod", &hours).await;
+    (start, end, first, hours)
+}
+
+/// The invoice `id` after a billing pass over `month` rated to `now`.
+async fn refreshed(
+    api: &TestApi,
+    book: &billing::Pricebook,
+    month: &str,
+    now: DateTime<Utc>,
+    id: &str,
+) -> Value {
+    billing::refresh_month(&api.state, book, month, now)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    api.get(&format!("/v1/invoices/{id}"), "platform-admin")
+        .await
+        .1
+}
+
+/// The billing loop's pass over `month` once its grace is over, at `at`: every draft that can
+/// be rated issued.
+async fn issue_month(
+    api: &TestApi,
+    book: &billing::Pricebook,
+    month: &str,
+    at: DateTime<Utc>,
+) -> billing::Pass {
+    let actor = govcloud_api::db::audit::Actor::system("billing");
+    let issuing = billing::Issuing { actor: &actor, at };
+    billing::write_month_of_all(&api.state, book, month, at, Some(issuing))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// An invoice's `cpu.allocated` lines.
+fn cpu_lines(inv: &Value) -> Vec<Value> {
+    inv["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["metric"] == "cpu.allocated")
+        .cloned()
+        .collect()
+}
+
 #[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
 async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_once(db: PgPool) {
-    use govcloud_api::domain::period::{hour_of, month_range};
     let api = TestApi::new(db.clone()).await;
     // A month two years ahead, its prices raised from the 11th (local midnight).
     let year = Utc::now().year() + 2;
     let month = format!("{year}-03");
-    let (start, end) = month_range(&month).unwrap_or_else(|e| panic!("{e}"));
+    // demo-sotc (Usage plan) uses cpu every seventh hour of the month, more each time
+    let (start, end, first, hours) = sotc_month(&db, &month, 7, 3_600_000).await;
     let raise = start + chrono::Duration::days(10);
     let (_, cards) = api.get("/v1/rate-cards", "platform-admin").await;
     let card = cards["items"][0]["id"]
@@ -1049,18 +1116,6 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
         .await;
     assert_eq!(status, StatusCode::CREATED, "{v}");
 
-    // demo-sotc (Usage plan) uses cpu every seventh hour of the month, more each time
-    let (first, last) = (hour_of(start), hour_of(end));
-    let mut tx = db.begin().await.unwrap_or_else(|e| panic!("{e}"));
-    govcloud_api::db::usage::ensure_hour_partition(&mut tx, &month, first, last)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
-    let hours: Vec<(i64, i64)> = (first..last)
-        .step_by(7)
-        .map(|h| (h, (h - first + 1) * 3_600_000))
-        .collect();
-    write_hours(&db, "demo-sotc", "prod", &hours).await;
     // demo-ministry-data requested a GPU no card prices: its month cannot be rated
     let ministry = write_hours(&db, "demo-ministry-data", "prod", &[(first + 3, 1_000)]).await;
     sqlx::query("insert into usage_hour_gpu values ($1, $2::int, 'example.com/tpu', 3600)")
@@ -1070,15 +1125,6 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
-    let cpu_lines = |inv: &Value| -> Vec<Value> {
-        inv["lines"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|l| l["metric"] == "cpu.allocated")
-            .cloned()
-            .collect()
-    };
     let summed = |from: chrono::DateTime<Utc>, to: chrono::DateTime<Utc>| -> i64 {
         hours
             .iter()
@@ -1139,12 +1185,7 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
     .fetch_one(&db)
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    billing::refresh_month(&api.state, &book, &month, now)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, split) = api
-        .get(&format!("/v1/invoices/{stttt}"), "platform-admin")
-        .await;
+    let split = refreshed(&api, &book, &month, now, &stttt).await;
     assert_eq!(lines_of(&split), lines_of(&before) + 1, "{split}");
     assert_adds_up(&split);
     sqlx::query("delete from quota_change where quota_change_id = $1")
@@ -1152,12 +1193,7 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
         .execute(&db)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    billing::refresh_month(&api.state, &book, &month, now)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (_, after) = api
-        .get(&format!("/v1/invoices/{stttt}"), "platform-admin")
-        .await;
+    let after = refreshed(&api, &book, &month, now, &stttt).await;
     assert_eq!(after["lines"], before["lines"]);
     assert_adds_up(&after);
 
@@ -1165,14 +1201,7 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
     // the same pass, numbered gap-free per organization in name order and audited once each;
     // the one that cannot keeps no invoice and takes no number.
     let later = end + chrono::Duration::days(3);
-    let actor = govcloud_api::db::audit::Actor::system("billing");
-    let issuing = billing::Issuing {
-        actor: &actor,
-        at: later,
-    };
-    let pass = billing::write_month_of_all(&api.state, &book, &month, later, Some(issuing))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let pass = issue_month(&api, &book, &month, later).await;
     assert_eq!((pass.issued, pass.failed), (2, 1), "{pass:?}");
     let numbering = govcloud_api::domain::invoice::numbering_year(later);
     let mut numbers = Vec::new();
@@ -1220,9 +1249,7 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
     assert_eq!(taken, 0);
 
     // Another pass (another replica's, say) issues nothing twice.
-    let pass = billing::write_month_of_all(&api.state, &book, &month, later, Some(issuing))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let pass = issue_month(&api, &book, &month, later).await;
     assert_eq!((pass.issued, pass.drafts), (0, 0), "{pass:?}");
     let count: i64 =
         sqlx::query_scalar("select count(*) from audit_event where action = 'invoice.issue'")
@@ -1236,22 +1263,11 @@ async fn a_month_close_sums_the_ledger_per_version_and_issues_every_draft_at_onc
 async fn a_month_in_one_price_is_summed_whole_up_to_where_it_is_rated_and_written_only_when_it_changes(
     db: PgPool,
 ) {
-    use govcloud_api::domain::period::{hour_of, hour_start, month_range};
+    use govcloud_api::domain::period::hour_start;
     let api = TestApi::new(db.clone()).await;
     let month = format!("{}-05", Utc::now().year() + 2);
-    let (start, end) = month_range(&month).unwrap_or_else(|e| panic!("{e}"));
-    let (first, last) = (hour_of(start), hour_of(end));
-    let mut tx = db.begin().await.unwrap_or_else(|e| panic!("{e}"));
-    govcloud_api::db::usage::ensure_hour_partition(&mut tx, &month, first, last)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
     // the whole month is in the ledger (written ahead, as a late batch or a clock would)
-    let hours: Vec<(i64, i64)> = (first..last)
-        .step_by(5)
-        .map(|h| (h, (h - first + 1) * 1_800_000))
-        .collect();
-    write_hours(&db, "demo-sotc", "prod", &hours).await;
+    let (start, end, first, hours) = sotc_month(&db, &month, 5, 1_800_000).await;
     let book = billing::Pricebook::load(&db)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1268,12 +1284,7 @@ async fn a_month_in_one_price_is_summed_whole_up_to_where_it_is_rated_and_writte
         let (_, inv) = api
             .get(&format!("/v1/invoices/{draft}"), "platform-admin")
             .await;
-        let cpu: Vec<&Value> = inv["lines"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|l| l["metric"] == "cpu.allocated")
-            .collect();
+        let cpu = cpu_lines(&inv);
         assert_eq!(cpu.len(), 1, "{inv}");
         // every hour that began before `now`, none after
         let expected: i64 = hours
@@ -1321,27 +1332,15 @@ async fn a_month_in_one_price_is_summed_whole_up_to_where_it_is_rated_and_writte
     let (_, late) = api
         .get(&format!("/v1/invoices/{draft}"), "platform-admin")
         .await;
-    let quantity = |inv: &Value| {
-        inv["lines"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|l| l["metric"] == "cpu.allocated")
-            .map(|l| dec(&l["quantity"]))
-            .unwrap_or_default()
-    };
-    assert_eq!(quantity(&late), quantity(&before) + Decimal::from(7_000));
+    let quantity = |inv: &Value| cpu_lines(inv).first().map(|l| dec(&l["quantity"]));
+    assert_eq!(
+        quantity(&late),
+        quantity(&before).map(|q| q + Decimal::from(7_000))
+    );
     assert!(late["computedAt"] != before["computedAt"], "{late}");
 
     // Issued from a draft left as it was, the invoice is that draft.
-    let actor = govcloud_api::db::audit::Actor::system("billing");
-    let issuing = billing::Issuing {
-        actor: &actor,
-        at: later,
-    };
-    let pass = billing::write_month_of_all(&api.state, &book, &month, later, Some(issuing))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let pass = issue_month(&api, &book, &month, later).await;
     assert!(pass.issued >= 1, "{pass:?}");
     let (_, issued) = api
         .get(&format!("/v1/invoices/{draft}"), "platform-admin")

@@ -221,6 +221,51 @@ pub struct Content<'a> {
     pub unmetered_seconds: i64,
 }
 
+/// Many invoices' [`Content`], column by column (as `unnest` takes them).
+struct ContentColumns<'a> {
+    rated_until: Vec<DateTime<Utc>>,
+    plan: Vec<&'a str>,
+    cost_center: Vec<&'a str>,
+    organization_display_name: Vec<&'a str>,
+    tenant_display_name: Vec<&'a str>,
+    subtotal: Vec<Decimal>,
+    vat_rate: Vec<Decimal>,
+    vat: Vec<Decimal>,
+    total: Vec<Decimal>,
+    unmetered_seconds: Vec<i64>,
+}
+
+impl<'a> ContentColumns<'a> {
+    fn of(contents: impl Iterator<Item = &'a Content<'a>>) -> Self {
+        let mut c = Self {
+            rated_until: Vec::new(),
+            plan: Vec::new(),
+            cost_center: Vec::new(),
+            organization_display_name: Vec::new(),
+            tenant_display_name: Vec::new(),
+            subtotal: Vec::new(),
+            vat_rate: Vec::new(),
+            vat: Vec::new(),
+            total: Vec::new(),
+            unmetered_seconds: Vec::new(),
+        };
+        for x in contents {
+            c.rated_until.push(x.rated_until);
+            c.plan.push(x.plan);
+            c.cost_center.push(x.cost_center);
+            c.organization_display_name
+                .push(x.organization_display_name);
+            c.tenant_display_name.push(x.tenant_display_name);
+            c.subtotal.push(x.subtotal);
+            c.vat_rate.push(x.vat_rate);
+            c.vat.push(x.vat);
+            c.total.push(x.total);
+            c.unmetered_seconds.push(x.unmetered_seconds);
+        }
+        c
+    }
+}
+
 /// A line to store.
 pub struct NewLine {
     pub namespace: String,
@@ -316,17 +361,7 @@ pub async fn insert_month_drafts(
     months: &[NewMonth<'_>],
 ) -> sqlx::Result<()> {
     let ids = |f: fn(&NewMonth<'_>) -> Uuid| months.iter().map(f).collect::<Vec<Uuid>>();
-    let text = |f: for<'c> fn(&'c Content<'c>) -> &'c str| {
-        months.iter().map(|m| f(m.content)).collect::<Vec<&str>>()
-    };
-    let dec = |f: fn(&Content<'_>) -> Decimal| {
-        months
-            .iter()
-            .map(|m| f(m.content))
-            .collect::<Vec<Decimal>>()
-    };
-    let rated_until: Vec<DateTime<Utc>> = months.iter().map(|m| m.content.rated_until).collect();
-    let unmetered: Vec<i64> = months.iter().map(|m| m.content.unmetered_seconds).collect();
+    let c = ContentColumns::of(months.iter().map(|m| m.content));
     sqlx::query!(
         "insert into invoice (kind, organization_id, tenant_id, month, period_start, period_end,
              rated_until, state, plan, cost_center, organization_display_name, tenant_display_name,
@@ -342,16 +377,16 @@ pub async fn insert_month_drafts(
         month,
         period.0,
         period.1,
-        &rated_until,
-        &text(|c| c.plan) as &[&str],
-        &text(|c| c.cost_center) as &[&str],
-        &text(|c| c.organization_display_name) as &[&str],
-        &text(|c| c.tenant_display_name) as &[&str],
-        &dec(|c| c.subtotal),
-        &dec(|c| c.vat_rate),
-        &dec(|c| c.vat),
-        &dec(|c| c.total),
-        &unmetered,
+        &c.rated_until,
+        &c.plan as &[&str],
+        &c.cost_center as &[&str],
+        &c.organization_display_name as &[&str],
+        &c.tenant_display_name as &[&str],
+        &c.subtotal,
+        &c.vat_rate,
+        &c.vat,
+        &c.total,
+        &c.unmetered_seconds,
     )
     .execute(tx)
     .await?;
@@ -471,17 +506,7 @@ pub async fn write_draft(
 /// locks).
 pub async fn write_drafts(tx: &mut PgConnection, drafts: &[DraftWrite<'_>]) -> sqlx::Result<()> {
     let ids: Vec<Uuid> = drafts.iter().map(|d| d.invoice_id).collect();
-    let text = |f: for<'c> fn(&'c Content<'c>) -> &'c str| {
-        drafts.iter().map(|d| f(d.content)).collect::<Vec<&str>>()
-    };
-    let dec = |f: fn(&Content<'_>) -> Decimal| {
-        drafts
-            .iter()
-            .map(|d| f(d.content))
-            .collect::<Vec<Decimal>>()
-    };
-    let rated_until: Vec<DateTime<Utc>> = drafts.iter().map(|d| d.content.rated_until).collect();
-    let unmetered: Vec<i64> = drafts.iter().map(|d| d.content.unmetered_seconds).collect();
+    let c = ContentColumns::of(drafts.iter().map(|d| d.content));
     let digests: Vec<&[u8]> = drafts.iter().map(|d| d.digest.as_slice()).collect();
     sqlx::query!(
         "update invoice i set rated_until = d.r, plan = d.p, cost_center = d.cc,
@@ -493,16 +518,16 @@ pub async fn write_drafts(tx: &mut PgConnection, drafts: &[DraftWrite<'_>]) -> s
              as d(id, r, p, cc, od, td, st, vr, v, tot, u, dg)
          where i.invoice_id = d.id and i.state = 'draft'",
         &ids,
-        &rated_until,
-        &text(|c| c.plan) as &[&str],
-        &text(|c| c.cost_center) as &[&str],
-        &text(|c| c.organization_display_name) as &[&str],
-        &text(|c| c.tenant_display_name) as &[&str],
-        &dec(|c| c.subtotal),
-        &dec(|c| c.vat_rate),
-        &dec(|c| c.vat),
-        &dec(|c| c.total),
-        &unmetered,
+        &c.rated_until,
+        &c.plan as &[&str],
+        &c.cost_center as &[&str],
+        &c.organization_display_name as &[&str],
+        &c.tenant_display_name as &[&str],
+        &c.subtotal,
+        &c.vat_rate,
+        &c.vat,
+        &c.total,
+        &c.unmetered_seconds,
         &digests as &[&[u8]],
     )
     .execute(&mut *tx)

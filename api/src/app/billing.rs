@@ -158,8 +158,13 @@ pub async fn sum_ledger(
     let h32 = |h: i64| i32::try_from(h).unwrap_or(i32::MAX);
     let starts: Vec<i32> = starts.into_iter().map(h32).collect();
     let (from, to) = (h32(first), h32(last));
-    let sums = ledger::usage_sums(&mut *conn, namespaces, from, to, &starts).await?;
-    let gpus = ledger::gpu_sums(&mut *conn, namespaces, from, to, &starts).await?;
+    let (sums, gpus) = match namespaces {
+        None => ledger::every_namespace_sums(&mut *conn, from, to, &starts).await?,
+        Some(ids) => (
+            ledger::usage_sums(&mut *conn, Some(ids), from, to, &starts).await?,
+            ledger::gpu_sums(&mut *conn, Some(ids), from, to, &starts).await?,
+        ),
+    };
 
     let whole = |d: Decimal| d.to_i128().unwrap_or(i128::MAX);
     // A piece's place in `starts` (from 1, as `width_bucket` counts) gives its first hour.

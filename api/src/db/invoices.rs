@@ -440,29 +440,31 @@ impl<'a> DraftWrite<'a> {
         }
     }
 
-    /// SHA-256 of everything a draft's write stores (each field tagged by its length or its
-    /// presence, so no two drafts read alike): equal digests, equal drafts.
+    /// SHA-256 of everything a draft's write stores (text tagged by its length, options by
+    /// their presence, decimals in their exact form, scale included, so no two drafts read
+    /// alike): equal digests, equal drafts.
     pub fn digest(c: &Content<'_>, lines: &[NewLine]) -> Vec<u8> {
         let mut h = Sha256::new();
-        let mut text = |s: &str| {
+        let text = |h: &mut Sha256, s: &str| {
             h.update((s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
         };
-        text("govcloud.invoice.v1");
-        text(&c.rated_until.timestamp_micros().to_string());
+        let time = |h: &mut Sha256, t: DateTime<Utc>| h.update(t.timestamp_micros().to_le_bytes());
+        text(&mut h, "govcloud.invoice.v1");
+        time(&mut h, c.rated_until);
         for s in [
             c.plan,
             c.cost_center,
             c.organization_display_name,
             c.tenant_display_name,
         ] {
-            text(s);
+            text(&mut h, s);
         }
         for d in [c.subtotal, c.vat_rate, c.vat, c.total] {
-            text(&d.to_string());
+            h.update(d.serialize());
         }
-        text(&c.unmetered_seconds.to_string());
-        text(&lines.len().to_string());
+        h.update(c.unmetered_seconds.to_le_bytes());
+        h.update((lines.len() as u64).to_le_bytes());
         for l in lines {
             for s in [
                 &l.namespace,
@@ -472,21 +474,28 @@ impl<'a> DraftWrite<'a> {
                 &l.base_unit,
                 &l.unit,
             ] {
-                text(s);
+                text(&mut h, s);
             }
-            for t in [l.period_start, l.period_end] {
-                text(&t.timestamp_micros().to_string());
-            }
+            time(&mut h, l.period_start);
+            time(&mut h, l.period_end);
             for d in [l.quantity, l.priced_quantity, l.unit_price, l.amount] {
-                text(&d.to_string());
+                h.update(d.serialize());
             }
-            text(
-                &l.rate_card_version_id
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            );
-            text(&l.unmetered_seconds.to_string());
-            text(&l.corrects_line.map(|n| n.to_string()).unwrap_or_default());
+            match l.rate_card_version_id {
+                Some(v) => {
+                    h.update([1]);
+                    h.update(v.as_bytes());
+                }
+                None => h.update([0]),
+            }
+            h.update(l.unmetered_seconds.to_le_bytes());
+            match l.corrects_line {
+                Some(n) => {
+                    h.update([1]);
+                    h.update(n.to_le_bytes());
+                }
+                None => h.update([0]),
+            }
         }
         h.finalize().to_vec()
     }

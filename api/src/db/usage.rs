@@ -322,13 +322,8 @@ pub async fn hours(
                cpu_allocated as "cpu_allocated!", memory_allocated as "memory_allocated!",
                storage_bound as "storage_bound!", requested_seconds as "requested_seconds!",
                used_seconds as "used_seconds!", bound_seconds as "bound_seconds!"
-           from (
-               select * from usage_hour
-               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
-               union all
-               select * from usage_window_hour
-               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
-           ) h
+           from usage_ledger_hour
+           where metered_namespace_id = any($1) and hour >= $2 and hour < $3
            order by hour"#,
         ids,
         from,
@@ -357,13 +352,8 @@ pub async fn gpu_hours(
         GpuHourRow,
         r#"select metered_namespace_id as "metered_namespace_id!", hour as "hour!",
                resource as "resource!", quantity as "quantity!"
-           from (
-               select * from usage_hour_gpu
-               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
-               union all
-               select * from usage_window_hour_gpu
-               where metered_namespace_id = any($1) and hour >= $2 and hour < $3
-           ) h
+           from usage_ledger_hour_gpu
+           where metered_namespace_id = any($1) and hour >= $2 and hour < $3
            order by hour"#,
         ids,
         from,

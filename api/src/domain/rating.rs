@@ -313,7 +313,7 @@ pub fn piece_starts(
     last: i64,
 ) -> Vec<i64> {
     let mut out: Vec<i64> = instants
-        .map(|t| t.timestamp().div_euclid(3600) + i64::from(t.timestamp().rem_euclid(3600) != 0))
+        .map(first_hour_from)
         .filter(|h| *h > first && *h < last)
         .collect();
     out.push(first);
@@ -326,8 +326,13 @@ pub fn piece_starts(
 /// `until` reads: the hours starting before `until` ([`rate`] leaves out the others), so the
 /// database need not sum the rest, nor cut a piece there.
 pub fn rated_hours_end(until: DateTime<Utc>, first: i64, last: i64) -> i64 {
-    let t = until.timestamp();
-    (t.div_euclid(3600) + i64::from(t.rem_euclid(3600) != 0)).clamp(first, last)
+    first_hour_from(until).clamp(first, last)
+}
+
+/// The first hour (counted from the epoch) that starts at or after `t`.
+fn first_hour_from(t: DateTime<Utc>) -> i64 {
+    let s = t.timestamp();
+    s.div_euclid(3600) + i64::from(s.rem_euclid(3600) != 0)
 }
 
 /// One namespace's month.

@@ -271,20 +271,14 @@ mod tests {
         assert_eq!(lean.spec, full.spec);
         assert_eq!(lean.status, full.status);
         assert_eq!(lean.metadata.annotations, full.metadata.annotations);
-        assert_eq!(
-            lean.metadata
-                .managed_fields
+        let entries = |m: &ObjectMeta| {
+            m.managed_fields
                 .iter()
                 .flatten()
                 .map(|e| (e.manager.clone(), e.subresource.clone(), e.time.clone()))
-                .collect::<Vec<_>>(),
-            full.metadata
-                .managed_fields
-                .iter()
-                .flatten()
-                .map(|e| (e.manager.clone(), e.subresource.clone(), e.time.clone()))
-                .collect::<Vec<_>>(),
-        );
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(entries(&lean.metadata), entries(&full.metadata));
         assert!(Meta::<Namespace>::metadata_api() && !Quota::metadata_api());
         Ok(())
     }

@@ -1349,3 +1349,106 @@ async fn a_month_in_one_price_is_summed_whole_up_to_where_it_is_rated_and_writte
     assert_eq!(issued["lines"], late["lines"]);
     assert_eq!(issued["total"], late["total"]);
 }
+
+/// `count` agencies of a new organization `org` on the Reserved plan, each with one namespace
+/// whose quota was set before `month`, straight into the tables.
+async fn many_agencies(db: &PgPool, org: &str, count: usize) {
+    sqlx::raw_sql(&format!(
+        "insert into organization (name, display_name, allotment_cpu_milli, allotment_memory_bytes, allotment_storage_bytes)
+           values ('{org}', '{org}', 0, 0, 0);
+         insert into tenant (name, organization_id, display_name, limits, pod_security, network, billing)
+           select '{org}-' || i, (select organization_id from organization where name = '{org}'), '{org} ' || i,
+                  '{{}}', 'restricted', '{{}}', '{{\"plan\": \"Reserved\", \"costCenter\": \"B\"}}'::jsonb
+           from generate_series(1, {count}) i;
+         insert into tenant_namespace (tenant_id, name, kube_name, cpu_milli, memory_bytes, storage_bytes, pods, load_balancers)
+           select t.tenant_id, 'prod', t.name || '-prod', 2000, 4294967296, 10737418240, 20, 0
+           from tenant t join organization o using (organization_id) where o.name = '{org}';
+         insert into quota_change (tenant_id, namespace, effective_at, changed_by, to_cpu_milli, to_memory_bytes,
+                                   to_storage_bytes, to_pods, to_load_balancers)
+           select n.tenant_id, n.name, '2020-01-01T00:00:00Z', 'test', n.cpu_milli, n.memory_bytes,
+                  n.storage_bytes, n.pods, n.load_balancers
+           from tenant_namespace n join tenant t using (tenant_id) join organization o using (organization_id)
+           where o.name = '{org}';"
+    ))
+    .execute(db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[sqlx::test(migrator = "govcloud_api::db::MIGRATOR")]
+async fn two_closes_at_once_of_hundreds_of_agencies_number_each_invoice_once_without_gaps(
+    db: PgPool,
+) {
+    // Enough agencies that each pass writes them in chunks at once, one chunk holding the
+    // end of one organization and the start of the other; two passes (two replicas, say) at
+    // the same moment.
+    let api = TestApi::new(db.clone()).await;
+    many_agencies(&db, "tinh-a", 260).await;
+    many_agencies(&db, "tinh-b", 140).await;
+    let month = format!("{}-05", Utc::now().year() + 2);
+    let (_, end) =
+        govcloud_api::domain::period::month_range(&month).unwrap_or_else(|e| panic!("{e}"));
+    let book = billing::Pricebook::load(&db)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let later = end + chrono::Duration::days(3);
+    let (one, other) = tokio::join!(
+        issue_month(&api, &book, &month, later),
+        issue_month(&api, &book, &month, later)
+    );
+    let issued: i64 = sqlx::query_scalar(
+        "select count(*) from invoice where month = $1 and kind = 'invoice' and state = 'issued'",
+    )
+    .bind(&month)
+    .fetch_one(&db)
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        i64::try_from(one.issued + other.issued).unwrap_or_default(),
+        issued,
+        "each invoice is issued by one pass: {one:?} {other:?}"
+    );
+    let numbering = govcloud_api::domain::invoice::numbering_year(later);
+    for (org, count) in [("tinh-a", 260), ("tinh-b", 140)] {
+        let prefix: String =
+            sqlx::query_scalar("select invoice_prefix from organization where name = $1")
+                .bind(org)
+                .fetch_one(&db)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        let numbers: Vec<String> = sqlx::query_scalar(
+            "select i.number from invoice i join organization o using (organization_id)
+             where o.name = $1 and i.month = $2 order by i.number",
+        )
+        .bind(org)
+        .bind(&month)
+        .fetch_all(&db)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let expected: Vec<String> = (1..=count)
+            .map(|n| format!("{prefix}-{numbering}-{n:06}"))
+            .collect();
+        assert_eq!(
+            numbers, expected,
+            "{org}'s invoices are numbered 1 to {count}"
+        );
+        let audited: Vec<String> = sqlx::query_scalar(
+            "select a.object_id from audit_event a join organization o using (organization_id)
+             where o.name = $1 and a.action = 'invoice.issue' order by a.object_id",
+        )
+        .bind(org)
+        .fetch_all(&db)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(audited, expected, "{org}'s issues are audited once each");
+        let taken: i32 = sqlx::query_scalar(
+            "select n.last from invoice_number n join organization o using (organization_id)
+             where o.name = $1 and n.kind = 'invoice'",
+        )
+        .bind(org)
+        .fetch_one(&db)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(taken, count, "{org} took no number it did not use");
+    }
+}

@@ -514,16 +514,23 @@ async fn issue_written(
     // Organizations' number rows are taken in one order by every chunk of every pass, so that
     // two chunks issuing at once wait for each other instead of deadlocking.
     per_organization.sort_by_key(|(org, _)| *org);
+    // Everything from the first number row taken to the commit is serial for an organization
+    // (numbers are gap-free), so what can be done before is: the prefixes read, and the
+    // key-share locks that the audit events' foreign keys take held already.
+    let mut prefixes = Vec::with_capacity(per_organization.len());
+    for (org, list) in &per_organization {
+        let tenant_ids: Vec<Uuid> = list.iter().map(|&(i, _)| tenants[i].tenant_id).collect();
+        prefixes.push(store::hold_for_issuing(&mut *tx, *org, &tenant_ids).await?);
+    }
     let mut numbered: Vec<(Uuid, String)> = Vec::with_capacity(drafts.len());
     let mut numbers: HashMap<usize, String> = HashMap::with_capacity(drafts.len());
     let mut events = Vec::with_capacity(drafts.len());
-    for (org, list) in &per_organization {
+    for ((org, list), prefix) in per_organization.iter().zip(&prefixes) {
         let count = i32::try_from(list.len())
             .map_err(|_| AppError::Internal("too many invoices to number at once".into()))?;
         let first = store::take_numbers(&mut *tx, *org, year, kind.as_str(), count).await?;
-        let prefix = store::prefix(&mut *tx, *org).await?;
         for (&(i, id), seq) in list.iter().zip(first..) {
-            let n = number(&prefix, kind, year, seq);
+            let n = number(prefix, kind, year, seq);
             if let Some(r) = &rated[i] {
                 events.push(audit::Event {
                     actor: issuing.actor,
@@ -555,7 +562,9 @@ const SMALLEST_CHUNK: usize = 50;
 /// How many chunks a pass writes at once, each on its own connection (PostgreSQL runs each
 /// chunk's statements in one process; its default for one query is three, a leader and two
 /// workers). Chunks lock disjoint invoices, and take numbers per organization in the same
-/// order, so they never deadlock.
+/// order, so they never deadlock. The next chunk starts as soon as any one is done: when
+/// issuing one organization, its chunks wait for each other's number row in whatever order
+/// they reach it, and a slot held for the first chunk to finish would leave it idle.
 const CONCURRENT_CHUNKS: usize = 3;
 
 /// What a pass over a month did.
@@ -594,7 +603,7 @@ pub async fn write_month_of_all(
         .chunks(size)
         .map(|chunk| write_chunk(state, book, chunk, month, now, &ledger, issuing))
         .collect();
-    let mut chunks = futures::stream::iter(work).buffered(CONCURRENT_CHUNKS);
+    let mut chunks = futures::stream::iter(work).buffer_unordered(CONCURRENT_CHUNKS);
     let mut pass = Pass::default();
     while let Some(done) = chunks.next().await {
         let (chunk, written) = done?;

@@ -653,6 +653,30 @@ pub async fn take_numbers(
     Ok(last - count + 1)
 }
 
+/// Before an organization's number row is taken to issue these tenants' invoices: answers its
+/// invoice prefix, and takes the key-share locks on the organization's and the tenants' rows
+/// that the issuing audit events' foreign keys would take, so that those find them held and
+/// a tenant edited meanwhile is waited for here, not with the organization's numbers taken.
+pub async fn hold_for_issuing(
+    tx: &mut PgConnection,
+    organization_id: Uuid,
+    tenant_ids: &[Uuid],
+) -> sqlx::Result<String> {
+    sqlx::query_scalar!(
+        r#"select count(*) as "held!" from (
+             select from tenant where tenant_id = any($1) order by tenant_id for key share) t"#,
+        tenant_ids,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query_scalar!(
+        "select invoice_prefix from organization where organization_id = $1 for key share",
+        organization_id
+    )
+    .fetch_one(&mut *tx)
+    .await
+}
+
 pub async fn prefix(db: impl PgExecutor<'_>, organization_id: Uuid) -> sqlx::Result<String> {
     sqlx::query_scalar!(
         "select invoice_prefix from organization where organization_id = $1",

@@ -562,9 +562,9 @@ const SMALLEST_CHUNK: usize = 50;
 /// How many chunks a pass writes at once, each on its own connection (PostgreSQL runs each
 /// chunk's statements in one process; its default for one query is three, a leader and two
 /// workers). Chunks lock disjoint invoices, and take numbers per organization in the same
-/// order, so they never deadlock. The next chunk starts as soon as any one is done: when
-/// issuing one organization, its chunks wait for each other's number row in whatever order
-/// they reach it, and a slot held for the first chunk to finish would leave it idle.
+/// order, so they never deadlock. The next chunk starts as soon as any one is done: the chunks
+/// of one organization take its number row one after another in whatever order they reach
+/// it, and waiting for the oldest to finish left that row idle while the next chunks rated.
 const CONCURRENT_CHUNKS: usize = 3;
 
 /// What a pass over a month did.

@@ -218,8 +218,11 @@ async fn run(tenants: usize) {
                      update invoice set state = 'draft', number = null, issued_at = null, issued_by = null
                        where month = '{MONTH}';
                      alter table invoice enable trigger invoice_immutable;
-                     delete from invoice_number;
-                     delete from audit_event where action = 'invoice.issue';"
+                     delete from invoice_number
+                       where organization_id = (select organization_id from organization where name = 'bench');
+                     delete from audit_event
+                       where action = 'invoice.issue'
+                         and organization_id = (select organization_id from organization where name = 'bench');"
                 ),
             )
             .await;

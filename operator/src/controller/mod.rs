@@ -4,6 +4,7 @@
 //! to its Tenant and is watched, so a deleted or edited object is put back.
 
 pub mod apply;
+pub mod events;
 pub mod grants;
 pub mod lean;
 pub mod owned;
@@ -18,10 +19,9 @@ use k8s_openapi::api::core::v1::{LimitRange, Namespace, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
 use kube::api::{Api, Patch, PatchParams};
-use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event as KubeEvent, EventType, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -174,7 +174,7 @@ impl Error {
 pub struct Context {
     pub client: Client,
     pub platform: Platform,
-    pub recorder: Recorder,
+    pub recorder: events::Events,
     /// All tenants, as the controller's own watch sees them (for links between tenants).
     pub tenants: Store<Tenant>,
     pub telemetry: Arc<Telemetry>,
@@ -206,7 +206,7 @@ impl Context {
             instance,
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: events::Events::new(client.clone(), reporter),
             client,
             platform,
             tenants,
@@ -377,18 +377,18 @@ fn owner_tenant<K: Resource>(child: K) -> Option<ObjectRef<Tenant>> {
         .map(|o| ObjectRef::new(&o.name))
 }
 
-/// The partners of every changed Tenant, as (name-only) objects to trigger: those it grants a
-/// link, before and after the change, and those that grant it one. The watch keeps `grants`
-/// current first, so a partner's reconcile finds the link as it now is.
-fn partner_changes(
-    tenants: Api<Tenant>,
+/// The partners of every changed Tenant, sent to `partners` to trigger: those it grants a
+/// link, before and after the change, and those that grant it one. It looks at the events of
+/// the controller's own Tenant watch once the store has taken them in, and keeps `grants`
+/// current first, so a partner's reconcile finds the link as it now is. (A second watch of
+/// every Tenant for this cost the cluster and the operator each Tenant event twice.)
+fn partner_triggers(
     grants: Arc<Grants>,
     store: Store<Tenant>,
-) -> impl futures::Stream<Item = Result<PartialObjectMeta<Tenant>, watcher::Error>> + Send + 'static
-{
-    use kube::core::PartialObjectMetaExt;
-    watcher(tenants, watcher::Config::default()).flat_map(move |event| {
-        let partners: BTreeSet<String> = match &event {
+    partners: futures::channel::mpsc::UnboundedSender<ObjectRef<Tenant>>,
+) -> impl FnMut(&Result<watcher::Event<Tenant>, watcher::Error>) + Send + 'static {
+    move |event| {
+        let changed: BTreeSet<String> = match event {
             Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => {
                 let mut all = grants.set(t);
                 all.extend(grants.partners_of(&t.name_any()));
@@ -401,22 +401,14 @@ fn partner_changes(
             }
             Ok(watcher::Event::Init | watcher::Event::InitDone) | Err(_) => BTreeSet::new(),
         };
-        let mut out: Vec<Result<PartialObjectMeta<Tenant>, watcher::Error>> = partners
-            .into_iter()
-            .filter(|p| store.get(&ObjectRef::new(p)).is_some())
-            .map(|name| {
-                Ok(kube::api::ObjectMeta {
-                    name: Some(name),
-                    ..kube::api::ObjectMeta::default()
-                }
-                .into_request_partial::<Tenant>())
-            })
-            .collect();
-        if let Err(e) = event {
-            out.push(Err(e));
+        for name in changed {
+            let partner = ObjectRef::new(&name);
+            if store.get(&partner).is_some() {
+                // (closed only once the controller is gone)
+                let _ = partners.unbounded_send(partner);
+            }
         }
-        futures::stream::iter(out)
-    })
+    }
 }
 
 /// The delay before retrying a tenant that failed `n` times in a row: 0.5 s doubling to 5 min.
@@ -661,6 +653,8 @@ pub async fn run(
         watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={FIELD_MANAGER}"));
     // The store sees every Tenant event; reconciles are triggered only by what calls for one.
     let (store, writer) = kube::runtime::reflector::store();
+    let grants = Arc::new(Grants::default());
+    let (partners_tx, partners_rx) = futures::channel::mpsc::unbounded();
     // The store keeps every Tenant without its managedFields and kubectl's last-applied copy
     // (nothing reads them; at 10,000 tenants they are a good part of the memory).
     let tenant_events = kube::runtime::reflector(
@@ -672,6 +666,7 @@ pub async fn run(
                 .remove("kubectl.kubernetes.io/last-applied-configuration");
         }),
     )
+    .inspect(partner_triggers(grants.clone(), store.clone(), partners_tx))
     .applied_objects()
     .predicate_filter(tenant_trigger, Default::default());
     let controller = Controller::for_stream(tenant_events, store).with_config(
@@ -698,10 +693,8 @@ pub async fn run(
         ))))
     });
     let store = controller.store();
-    let links_store = store.clone();
     telemetry.watch_tenants(store.clone());
     let owned = Arc::new(Owned::default());
-    let grants = Arc::new(Grants::default());
     let ctx = Arc::new(Context {
         resync,
         ..Context::new(
@@ -772,9 +765,7 @@ pub async fn run(
         // A tenant's links concern others: the tenants it grants (their egress) and the tenants
         // that grant it (their LinksResolved condition). Every Tenant event, status included,
         // is mapped to its partners (before and after the change), never to itself.
-        .watches_stream(partner_changes(tenants, grants, links_store.clone()), |p| {
-            Some(ObjectRef::new(&p.name_any()))
-        })
+        .reconcile_on(partners_rx)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

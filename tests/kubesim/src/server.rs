@@ -1,6 +1,7 @@
 //! The HTTP side: parses Kubernetes API paths and query parameters, calls the store, and writes
 //! objects, lists, tables, `Status` errors and watch streams as the API server does.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -104,7 +105,7 @@ impl Shared {
     }
 }
 
-fn json_response(code: StatusCode, body: &Value) -> Response {
+fn json_response<T: serde::Serialize + ?Sized>(code: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
@@ -286,9 +287,32 @@ fn wants_metadata(headers: &HeaderMap) -> bool {
         .is_some_and(|first| first.contains("as=PartialObjectMetadata"))
 }
 
-/// An object as `meta.k8s.io/v1` PartialObjectMetadata: its metadata alone.
-fn partial(obj: &Value) -> Value {
-    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or_default()})
+/// An object as `meta.k8s.io/v1` PartialObjectMetadata: its metadata alone, written from the
+/// stored object (not copied out of it first).
+#[derive(serde::Serialize)]
+struct Partial<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: Option<&'a Value>,
+}
+
+fn partial(obj: &Value) -> Partial<'_> {
+    Partial {
+        api_version: "meta.k8s.io/v1",
+        kind: "PartialObjectMetadata",
+        metadata: obj.get("metadata"),
+    }
+}
+
+/// A list as the API server writes it, its items written from the store.
+#[derive(serde::Serialize)]
+struct List<T> {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    items: Vec<T>,
+    kind: String,
+    metadata: Value,
 }
 
 fn wants_table(headers: &HeaderMap) -> bool {
@@ -301,13 +325,13 @@ fn wants_table(headers: &HeaderMap) -> bool {
 
 /// Writes an object in the version the client asked for (custom resources are stored once,
 /// whatever version wrote them: conversion strategy `None`).
-fn present(rt: &ResourceType, obj: &Value) -> Value {
+fn present<'a>(rt: &ResourceType, obj: &'a Value) -> Cow<'a, Value> {
     if obj.get("apiVersion").and_then(Value::as_str) == Some(rt.api_version().as_str()) {
-        return obj.clone();
+        return Cow::Borrowed(obj);
     }
     let mut o = obj.clone();
     o["apiVersion"] = json!(rt.api_version());
-    o
+    Cow::Owned(o)
 }
 
 pub async fn handle(
@@ -718,25 +742,35 @@ async fn route(
                 meta["remainingItemCount"] = json!(r);
             }
             if wants_table(headers) {
-                let objs: Vec<Value> = page.items.iter().map(|o| present(&rt, o)).collect();
+                let objs: Vec<Value> = page
+                    .items
+                    .iter()
+                    .map(|o| present(&rt, o).into_owned())
+                    .collect();
                 return Ok(json_response(
                     StatusCode::OK,
                     &table::table(&rt, &objs, meta, q.get("includeObject").map(String::as_str)),
                 ));
             }
             if wants_metadata(headers) {
-                let items: Vec<Value> = page.items.iter().map(|o| partial(o)).collect();
                 return Ok(json_response(
                     StatusCode::OK,
-                    &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
+                    &List {
+                        api_version: "meta.k8s.io/v1".into(),
+                        items: page.items.iter().map(|o| partial(o)).collect(),
+                        kind: "PartialObjectMetadataList".into(),
+                        metadata: meta,
+                    },
                 ));
             }
-            let items: Vec<Value> = page.items.iter().map(|o| present(&rt, o)).collect();
             Ok(json_response(
                 StatusCode::OK,
-                &json!({
-                    "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(), "metadata": meta, "items": items
-                }),
+                &List {
+                    api_version: rt.api_version(),
+                    items: page.items.iter().map(|o| present(&rt, o)).collect(),
+                    kind: format!("{}List", rt.kind),
+                    metadata: meta,
+                },
             ))
         }
         (&Method::GET, Some(name)) => {
@@ -747,7 +781,7 @@ async fn route(
                     StatusCode::OK,
                     &table::table(
                         &rt,
-                        &[present(&rt, &obj)],
+                        &[present(&rt, &obj).into_owned()],
                         meta,
                         q.get("includeObject").map(String::as_str),
                     ),
@@ -918,7 +952,7 @@ fn visible(e: &Event, labels: &LabelSelector, fields: &FieldSelector) -> Option<
 /// One watch event's line, `type` first and then `object`, in the order the API server writes
 /// them (its `WatchEvent` struct's): a client decoding the event as a tagged union reads the
 /// tag before the object instead of buffering the object to find it.
-fn frame(kind: &str, object: &Value) -> Bytes {
+fn frame<T: serde::Serialize + ?Sized>(kind: &str, object: &T) -> Bytes {
     let mut line = b"{\"type\":".to_vec();
     let written = serde_json::to_writer(&mut line, kind).and_then(|()| {
         line.extend_from_slice(b",\"object\":");
@@ -999,7 +1033,7 @@ async fn watch(
                     kind,
                     &table::table(
                         &rt,
-                        std::slice::from_ref(&obj),
+                        std::slice::from_ref(&*obj),
                         json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or_default()}),
                         None,
                     ),
@@ -1007,7 +1041,7 @@ async fn watch(
             } else if as_metadata {
                 frame(kind, &partial(&obj))
             } else {
-                frame(kind, &obj)
+                frame(kind, &*obj)
             }
         };
         let bookmark = |rv: u64, initial_end: bool| -> Bytes {

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, ResourceQuota};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::Error;
+use super::lean::{Quota, Written};
 use super::owned::{ANNOTATION_APPLIED, Kind, Owned, QuotaStatus, digest};
 use super::status::ObservedNamespace;
 use crate::build::network::{OutboundLink, build_network_policies};
@@ -32,6 +33,16 @@ where
     K: Resource + Serialize + DeserializeOwned + Clone + Debug,
     K::DynamicType: Default,
 {
+    apply_as(api, obj).await
+}
+
+/// [`apply`], the server's answer decoded as `A` (a lean view of `K`, or nothing at all).
+pub async fn apply_as<K, A>(api: &Api<A>, obj: &K) -> Result<A, Error>
+where
+    K: Resource + Serialize + Debug,
+    A: Resource + DeserializeOwned + Clone + Debug,
+    A::DynamicType: Default,
+{
     let name = obj.meta().name.clone().unwrap_or_default();
     api.patch(
         &name,
@@ -40,7 +51,7 @@ where
     )
     .await
     .map_err(|source| Error::ApplyObject {
-        kind: K::kind(&Default::default()).into_owned(),
+        kind: A::kind(&Default::default()).into_owned(),
         name,
         source: Box::new(source),
     })
@@ -117,25 +128,26 @@ where
 }
 
 impl Applier<'_> {
-    /// Applies one namespaced object unless it is unchanged; answers what the server returned
-    /// when it was applied.
-    async fn apply_owned<K>(&self, kind: Kind, namespace: &str, obj: &K) -> Result<Option<K>, Error>
+    /// Applies one namespaced object unless it is unchanged. The server's answer is not read:
+    /// the watches bring the object as written.
+    async fn apply_owned<K>(&self, kind: Kind, namespace: &str, obj: &K) -> Result<(), Error>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
             + Serialize
-            + DeserializeOwned
             + Clone
             + Debug,
-        K::DynamicType: Default,
     {
         let (obj, digest) = stamped(obj)?;
         let name = obj.meta().name.clone().unwrap_or_default();
         if self.owned.unchanged(kind, namespace, &name, &digest) {
-            return Ok(None);
+            return Ok(());
         }
-        apply(&Api::<K>::namespaced(self.client.clone(), namespace), &obj)
-            .await
-            .map(Some)
+        apply_as(
+            &Api::<Written<K>>::namespaced(self.client.clone(), namespace),
+            &obj,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Applies everything a valid tenant asks for, removes what it no longer asks for, and
@@ -215,11 +227,8 @@ impl Applier<'_> {
                     // Expected before it is written: the controller's report may come back
                     // before the response does.
                     let expected = self.owned.expect_quota(&full, &quota_name);
-                    let applied = apply(
-                        &Api::<ResourceQuota>::namespaced(client.clone(), &full),
-                        &quota,
-                    )
-                    .await?;
+                    let Quota(applied) =
+                        apply_as(&Api::<Quota>::namespaced(client.clone(), &full), &quota).await?;
                     (
                         QuotaStatus::of(&applied).unwrap_or_default(),
                         Some(expected),

@@ -159,6 +159,68 @@ impl<K: Resource> Resource for Meta<K> {
     }
 }
 
+/// The server's answer to a write whose result the operator does not read (the watches bring
+/// what it keeps): parsed to its end and dropped, never built. At a cold start these answers,
+/// each a whole object with its managedFields' field sets, were the operator's largest decode.
+pub struct Written<K> {
+    metadata: ObjectMeta,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for Written<K> {
+    fn clone(&self) -> Self {
+        Self {
+            metadata: self.metadata.clone(),
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<K> std::fmt::Debug for Written<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Written")
+    }
+}
+
+impl<'de, K> Deserialize<'de> for Written<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d)?;
+        Ok(Self {
+            metadata: ObjectMeta::default(),
+            _kind: PhantomData,
+        })
+    }
+}
+
+impl<K: Resource> Resource for Written<K> {
+    type DynamicType = K::DynamicType;
+    type Scope = K::Scope;
+
+    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+
+    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::group(dt)
+    }
+
+    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::version(dt)
+    }
+
+    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
 /// A ResourceQuota, whole but for its managedFields' field sets.
 #[derive(Clone, Debug)]
 pub struct Quota(pub ResourceQuota);
@@ -280,6 +342,22 @@ mod tests {
         };
         assert_eq!(entries(&lean.metadata), entries(&full.metadata));
         assert!(Meta::<Namespace>::metadata_api() && !Quota::metadata_api());
+        Ok(())
+    }
+
+    #[test]
+    fn a_written_answer_is_parsed_to_its_end_and_kept_as_nothing() -> Result<(), serde_json::Error>
+    {
+        let answer = serde_json::to_string(&object("v1", "ResourceQuota"))?;
+        let written: Written<ResourceQuota> = serde_json::from_str(&answer)?;
+        assert_eq!(written.metadata, ObjectMeta::default());
+        // A cut-off answer is still an error, not a success.
+        assert!(
+            serde_json::from_str::<Written<ResourceQuota>>(&answer[..answer.len() / 2]).is_err()
+        );
+        // Written to the object's own URL, not as a metadata-only request.
+        assert_eq!(Written::<ResourceQuota>::plural(&()), "resourcequotas");
+        assert!(!Written::<Namespace>::metadata_api());
         Ok(())
     }
 }

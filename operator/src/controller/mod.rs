@@ -440,7 +440,8 @@ async fn write_status(
     if tenant.status.as_ref() == Some(&status) {
         return Ok(());
     }
-    let api: Api<Tenant> = Api::all(ctx.client.clone());
+    // (the answer is not read: the Tenant watch brings the status written)
+    let api: Api<lean::Written<Tenant>> = Api::all(ctx.client.clone());
     let patch = json!({"apiVersion": "govcloud.io/v1alpha1", "kind": "Tenant", "status": status});
     api.patch_status(
         &tenant.name_any(),

@@ -78,7 +78,7 @@ async fn start_sim() -> anyhow::Result<KubeSim> {
 }
 
 /// CPU time kubesim's threads have used so far.
-fn sim_cpu() -> Option<Duration> {
+fn sim_threads_cpu() -> Option<Duration> {
     let mut total = Duration::ZERO;
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let path = task.ok()?.path();
@@ -245,7 +245,7 @@ async fn minimal_applier(n: usize) -> anyhow::Result<(Duration, u64, Option<Cpu>
         .try_collect()
         .await?;
     let before = sim.requests();
-    let cpu_before = cpu_time("self").zip(sim_cpu());
+    let cpu_before = cpu_time("self").zip(sim_threads_cpu());
     let start = Instant::now();
     apply(
         &Api::<ClusterRole>::all(client.clone()),
@@ -297,16 +297,15 @@ async fn minimal_applier(n: usize) -> anyhow::Result<(Duration, u64, Option<Cpu>
         .await?;
     let took = start.elapsed();
     let calls = sim.requests() - before;
-    let cpu = cpu_time("self")
-        .zip(sim_cpu())
-        .zip(cpu_before)
-        .map(|((all, sim), (all0, sim0))| {
+    let cpu = cpu_time("self").zip(sim_threads_cpu()).zip(cpu_before).map(
+        |((all, sim), (all0, sim0))| {
             let sim = sim.saturating_sub(sim0);
             Cpu {
                 sim,
                 client: all.saturating_sub(all0).saturating_sub(sim),
             }
-        });
+        },
+    );
     sim.shutdown().await;
     Ok((took, calls, cpu))
 }
@@ -367,7 +366,7 @@ async fn operator_round(n: usize, resyncs: bool) -> anyhow::Result<Duration> {
     // Cold start: the operator starts with every tenant waiting.
     let calls_before = sim.requests();
     let sim_cpu_before = cpu_time("self");
-    let sim_only_before = sim_cpu();
+    let sim_only_before = sim_threads_cpu();
     let op = Operator::start(&kubeconfig, &[])?;
     let start = Instant::now();
     // Poll the operator's own gauge; confirm with one list at the end.
@@ -390,7 +389,7 @@ async fn operator_round(n: usize, resyncs: bool) -> anyhow::Result<Duration> {
     let sim_cpu = cpu_time("self")
         .zip(sim_cpu_before)
         .map(|(a, b)| a.saturating_sub(b));
-    let sim_only = sim_cpu()
+    let sim_only = sim_threads_cpu()
         .zip(sim_only_before)
         .map(|(a, b)| a.saturating_sub(b));
     let operator_cpu = op.cpu();
@@ -505,7 +504,6 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 async fn run(n: usize, rounds: usize) -> anyhow::Result<()> {
-    let ms = |d: Option<Duration>| d.map_or("?".to_string(), |d| format!("{:.1?}", d));
     let (reference, reference_calls, reference_cpu) = minimal_applier(n).await?;
     println!(
         "{n} tenants: the minimal applier wrote every object in {reference:.1?} ({:.1} calls per tenant; CPU {})",

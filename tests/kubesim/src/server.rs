@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::watch;
 
 use crate::discovery;
@@ -952,6 +952,9 @@ fn visible(e: &Event, labels: &LabelSelector, fields: &FieldSelector) -> Option<
 /// One watch event's line, `type` first and then `object`, in the order the API server writes
 /// them (its `WatchEvent` struct's): a client decoding the event as a tagged union reads the
 /// tag before the object instead of buffering the object to find it.
+/// At most how many events a watch writes at once.
+const WATCH_CHUNK: usize = 256;
+
 fn frame<T: serde::Serialize + ?Sized>(kind: &str, object: &T) -> Bytes {
     let mut line = b"{\"type\":".to_vec();
     let written = serde_json::to_writer(&mut line, kind).and_then(|()| {
@@ -1054,8 +1057,13 @@ async fn watch(
                 &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta}),
             )
         };
-        for obj in &initial {
-            if tx.send(Ok(wrap("ADDED", obj))).await.is_err() {
+        // Written in chunks of events, as the API server writes what is ready before it flushes.
+        for objs in initial.chunks(WATCH_CHUNK) {
+            let mut chunk = Vec::new();
+            for obj in objs {
+                chunk.extend_from_slice(&wrap("ADDED", obj));
+            }
+            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                 return;
             }
         }
@@ -1091,14 +1099,34 @@ async fn watch(
                 }
                 msg = rx.recv() => match msg {
                     Ok(e) => {
-                        last_rv = last_rv.max(e.rv);
-                        if !in_scope(&e) {
-                            continue;
-                        }
-                        if let Some(kind) = visible(&e, &labels, &fields)
-                            && tx.send(Ok(wrap(kind.as_str(), &e.object))).await.is_err() {
-                                return;
+                        // This event and whatever else is ready, in one write: the API server
+                        // flushes a watch once its queue is empty, not after every event.
+                        let mut chunk = Vec::new();
+                        let mut next = Some(e);
+                        let mut ended = false;
+                        let mut taken = 0;
+                        while let Some(e) = next.take() {
+                            last_rv = last_rv.max(e.rv);
+                            if in_scope(&e)
+                                && let Some(kind) = visible(&e, &labels, &fields)
+                            {
+                                chunk.extend_from_slice(&wrap(kind.as_str(), &e.object));
+                                taken += 1;
                             }
+                            if taken < WATCH_CHUNK {
+                                match rx.try_recv() {
+                                    Ok(e) => next = Some(e),
+                                    Err(TryRecvError::Empty) => {}
+                                    Err(TryRecvError::Lagged(_) | TryRecvError::Closed) => ended = true,
+                                }
+                            }
+                        }
+                        if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                            return;
+                        }
+                        if ended {
+                            return;
+                        }
                     }
                     // A watcher too slow to keep up is dropped, as the API server does; it re-watches.
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,

@@ -1244,3 +1244,67 @@ async fn a_watch_event_names_its_type_before_its_object() -> TestResult {
     assert_eq!(event["object"]["metadata"]["name"], "watched");
     Ok(())
 }
+
+#[tokio::test]
+async fn events_written_faster_than_read_arrive_whole_and_in_order() -> TestResult {
+    // A burst of writes reaches a watch as several events per write of the stream (the API
+    // server flushes once its queue is empty); each must still be one whole line, in order.
+    let (_sim, client) = sim().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let rv = cms
+        .list(&ListParams::default())
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let request = http::Request::get(format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=3&resourceVersion={rv}"
+    ))
+    .body(Vec::new())?;
+    let reading = tokio::spawn({
+        let client = client.clone();
+        async move { client.request_text(request).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let n = 600;
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let cms = cms.clone();
+            async move {
+                cms.create(
+                    &PostParams::default(),
+                    &cm(&format!("burst-{i:04}"), json!({"i": i.to_string()}))?,
+                )
+                .await?;
+                Ok::<_, Box<dyn std::error::Error>>(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let body = reading.await??;
+    let mut versions = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for line in body.lines() {
+        let event: serde_json::Value = serde_json::from_str(line)?;
+        assert_eq!(event["type"], "ADDED", "{line}");
+        versions.push(
+            event["object"]["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .parse::<u64>()?,
+        );
+        names.insert(
+            event["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    assert_eq!(names.len(), n, "every object once");
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "in the order written"
+    );
+    Ok(())
+}

@@ -126,38 +126,46 @@ impl<'de, K> Deserialize<'de> for Meta<K> {
     }
 }
 
-impl<K: Resource> Resource for Meta<K> {
-    type DynamicType = K::DynamicType;
-    type Scope = K::Scope;
+/// `Resource` for a view of `K` holding `metadata`: `K`'s kind and URL, asked for as metadata
+/// only or not.
+macro_rules! resource_of {
+    ($view:ident, $metadata_only:expr) => {
+        impl<K: Resource> Resource for $view<K> {
+            type DynamicType = K::DynamicType;
+            type Scope = K::Scope;
 
-    fn metadata_api() -> bool {
-        true
-    }
+            fn metadata_api() -> bool {
+                $metadata_only
+            }
 
-    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::kind(dt)
-    }
+            fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+                K::kind(dt)
+            }
 
-    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::group(dt)
-    }
+            fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+                K::group(dt)
+            }
 
-    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::version(dt)
-    }
+            fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+                K::version(dt)
+            }
 
-    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+            fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+                K::plural(dt)
+            }
 
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
+            fn meta(&self) -> &ObjectMeta {
+                &self.metadata
+            }
 
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
+
+resource_of!(Meta, true);
 
 /// The server's answer to a write whose result the operator does not read (the watches bring
 /// what it keeps): parsed to its end and dropped, never built. At a cold start these answers,
@@ -192,34 +200,7 @@ impl<'de, K> Deserialize<'de> for Written<K> {
     }
 }
 
-impl<K: Resource> Resource for Written<K> {
-    type DynamicType = K::DynamicType;
-    type Scope = K::Scope;
-
-    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-
-    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::group(dt)
-    }
-
-    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::version(dt)
-    }
-
-    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::plural(dt)
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+resource_of!(Written, false);
 
 /// A ResourceQuota, whole but for its managedFields' field sets.
 #[derive(Clone, Debug)]
